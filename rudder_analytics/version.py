@@ -1,0 +1,3 @@
+"""The one place the package version lives."""
+
+VERSION = "0.1.0"
