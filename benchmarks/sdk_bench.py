@@ -1,0 +1,483 @@
+"""Side-by-side benchmark of this SDK against rudder-sdk-python, Segment and PostHog.
+
+    bash benchmarks/setup_peers.sh              # once: one venv per SDK in benchmarks/.venvs/
+    python benchmarks/sdk_bench.py              # --events 100000 --repeat 3 --sdks ours,rudder,...
+
+Starts the loopback sink (pinned to the second core), measures its capacity, then for each
+repetition and each SDK runs the driver's three phases (delivery, burst, memory), each in a
+fresh process of that SDK's venv python pinned to the first core. Prints one table of medians
+with ratios to rudder-sdk-python and the targets, and writes it to benchmarks/results.md.
+Only the standard library is needed to run this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+VENVS = HERE / ".venvs"
+DRIVER = HERE / "drivers" / "driver.py"
+SINK = HERE / "sink.py"
+RESULTS_MD = HERE / "results.md"
+RAW_JSON = VENVS / "last_run.json"
+
+DEFAULT_SDKS = "ours,rudder,segment,posthog"
+BASELINE = "rudder"
+PHASES = ("delivery", "burst", "memory")
+CAPACITY_FACTOR = 3.0
+X = "\u00d7"  # the multiplication sign, for ratios
+
+SDK_LABELS = {
+    "ours": "ours (rudder_analytics)",
+    "ours-stdlib": "ours, no orjson",
+    "rudder": "rudder-sdk-python",
+    "segment": "segment-analytics-python",
+    "posthog": "posthog",
+    "null": "no SDK (harness floor)",
+}
+
+
+class Figure:
+    """One row of the table: where its value comes from, how to print it, its target."""
+
+    def __init__(
+        self,
+        key: str,
+        label: str,
+        phase: str,
+        fmt: Callable[[float], str],
+        target: tuple[str, float] | None = None,
+        ratio: bool = True,
+    ) -> None:
+        self.key = key
+        self.label = label
+        self.phase = phase
+        self.fmt = fmt
+        self.target = target  # ("<=", 0.12) on the ratio, or ("==", 0) on the absolute value
+        self.ratio = ratio
+
+    def target_text(self) -> str:
+        """The target as printed in the table."""
+        if self.target is None:
+            return ""
+        op, value = self.target
+        if op == "==":
+            return f"= {value:g}"
+        return f"{'≤' if op == '<=' else '≥'} {value:.2f}{X}"
+
+    def met(self, value: float, ratio: float | None) -> bool | None:
+        """Whether ``value`` (absolute) / ``ratio`` (to the baseline) meets the target."""
+        if self.target is None or _nan(value):
+            return None
+        op, limit = self.target
+        if op == "==":
+            return value == limit
+        if ratio is None or _nan(ratio):
+            return None
+        return ratio <= limit if op == "<=" else ratio >= limit
+
+
+def _nan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _us(x: float) -> str:
+    return f"{x:.2f} µs" if x < 10 else f"{x:,.1f} µs"
+
+
+def _rate(x: float) -> str:
+    return f"{x:,.0f}/s"
+
+
+def _ms(x: float) -> str:
+    return f"{x:.1f} ms" if x < 100 else f"{x:,.0f} ms"
+
+
+def _mb(x: float) -> str:
+    return f"{x / 2**20:,.1f} MiB"
+
+
+def _bytes(x: float) -> str:
+    return f"{x:,.0f} B"
+
+
+def _count(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+FIGURES = [
+    Figure("caller_mean_us", "caller mean per track()", "delivery", _us, ("<=", 0.12)),
+    Figure("caller_p50_us", "caller p50", "delivery", _us),
+    Figure("caller_p99_us", "caller p99", "delivery", _us, ("<=", 0.10)),
+    Figure("caller_p999_us", "caller p99.9", "delivery", _us),
+    Figure("e2e_events_per_s", "end-to-end events/s", "delivery", _rate, (">=", 5.0)),
+    Figure("cpu_ms_per_1000", "process CPU per 1,000 events", "delivery", _ms, ("<=", 0.20)),
+    Figure("peak_rss", "peak RSS, data plane down", "memory", _mb),
+    Figure("bytes_per_event", "bytes per queued event, plane down", "memory", _bytes, ("<=", 0.40)),
+    Figure("dropped", "dropped in burst, defaults, healthy", "burst", _count, ("==", 0), False),
+]
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr; the table goes to stdout."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def venv_python(name: str) -> Path:
+    """The python of an SDK's venv (``null`` runs in this interpreter)."""
+    if name == "null":
+        return Path(sys.executable)
+    return VENVS / name / "bin" / "python"
+
+
+def adapter_for(name: str) -> str:
+    """The driver adapter for a venv name (``ours-stdlib`` is ``ours`` without orjson)."""
+    return "ours" if name.startswith("ours") else name
+
+
+def cpu_plan(no_pin: bool) -> tuple[int, int, str]:
+    """(sdk cpu, sink cpu, note); -1 means not pinned."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return -1, -1, "not pinned: no sched_setaffinity on this platform"
+    if no_pin:
+        return -1, -1, "not pinned (--no-pin)"
+    if len(cpus) < 2:
+        return -1, -1, f"not pinned: only cpu {cpus} available"
+    return (
+        cpus[0],
+        cpus[1],
+        (
+            f"SDK driver processes pinned to cpu {cpus[0]}; sink, capacity probe's server and this "
+            f"harness pinned to cpu {cpus[1]}; the capacity probe's client pinned to cpu {cpus[0]}"
+        ),
+    )
+
+
+class SinkProcess:
+    """The sink as a child process; ``port`` once it listens."""
+
+    def __init__(self, cpu: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SINK), "--cpu", str(cpu), "--max-seconds", "3600"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"sink did not start: {err}")
+        info = json.loads(line)
+        self.port: int = info["port"]
+        self.pinned: str = info["pinned"]
+
+    def stop(self) -> None:
+        """Terminate the sink (this process started it)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def run_json(cmd: list[str], timeout: float, prefix: str = "") -> tuple[dict[str, Any], str]:
+    """Run ``cmd``; return (the JSON on its last ``prefix`` stdout line, error text)."""
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, cwd=str(HERE.parent)
+        )
+    except subprocess.TimeoutExpired:
+        return {}, f"timed out after {timeout:.0f}s"
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(prefix):
+            try:
+                return json.loads(line[len(prefix) :]), ""
+            except ValueError:
+                break
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {}, f"exit {proc.returncode}: " + " | ".join(tail)
+
+
+def measure_capacity(port: int, cpu: int, seconds: float) -> dict[str, Any]:
+    """Run the sink's capacity probe (a tight loop of pre-built gzip batches of 100)."""
+    cmd = [sys.executable, str(SINK), "capacity", "--port", str(port), "--cpu", str(cpu)]
+    cmd += ["--seconds", str(seconds)]
+    result, err = run_json(cmd, timeout=seconds + 60)
+    if err:
+        log(f"capacity probe failed: {err}")
+    return result
+
+
+def median(values: list[float]) -> float:
+    """Median of the finite values (nan when none)."""
+    vals = [v for v in values if not _nan(v)]
+    return statistics.median(vals) if vals else math.nan
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """Median of every figure over the repetitions of one SDK."""
+    out: dict[str, float] = {}
+    for fig in FIGURES:
+        out[fig.key] = median([r[fig.phase].get(fig.key, math.nan) for r in runs if fig.phase in r])
+    for key in ("sink_busy", "rejected", "delivered"):
+        out[key] = median([r["delivery"].get(key, math.nan) for r in runs if "delivery" in r])
+    return out
+
+
+def render(
+    sdks: list[str],
+    medians: dict[str, dict[str, float]],
+    info: dict[str, Any],
+) -> str:
+    """The markdown table plus notes."""
+    base = medians.get(BASELINE)
+    header = ["figure (median)"] + [SDK_LABELS.get(s, s) for s in sdks]
+    header += ["target (ours ÷ rudder)", "ours meets?"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for fig in FIGURES:
+        row = [fig.label]
+        for sdk in sdks:
+            value = medians.get(sdk, {}).get(fig.key, math.nan)
+            if _nan(value):
+                row.append("n/a")
+                continue
+            cell = fig.fmt(value)
+            if fig.ratio and base and sdk not in (BASELINE, "null"):
+                bval = base.get(fig.key, math.nan)
+                if not _nan(bval) and bval:
+                    cell += f" ({value / bval:.2f}{X})"
+            row.append(cell)
+        row.append(fig.target_text())
+        verdict = ""
+        if fig.target and "ours" in medians:
+            value = medians["ours"].get(fig.key, math.nan)
+            ratio = None
+            if base and not _nan(base.get(fig.key)) and base.get(fig.key):
+                ratio = value / base[fig.key]
+            met = fig.met(value, ratio)
+            verdict = "n/a" if met is None else ("yes" if met else "**no**")
+        row.append(verdict)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str, Any]) -> str:
+    """What was run and the checks that make the figures trustworthy."""
+    out = []
+    out.append(
+        f"- {info['events']:,} events per phase, {info['repeat']} repetition(s), medians shown; "
+        f"ratios are to {SDK_LABELS[BASELINE]} measured in the same run."
+    )
+    out.append(f"- Pinning: {info['pinning']}.")
+    cap = info.get("capacity_events_per_s", math.nan)
+    sdk_rates = {
+        s: m.get("e2e_events_per_s", math.nan)
+        for s, m in medians.items()
+        if s != "null" and not _nan(m.get("e2e_events_per_s"))
+    }
+    if sdk_rates and not _nan(cap):
+        fastest = max(sdk_rates, key=lambda s: sdk_rates[s])
+        factor = cap / sdk_rates[fastest]
+        verdict = "OK" if factor >= CAPACITY_FACTOR else f"**below the {CAPACITY_FACTOR:g}{X} bar**"
+        out.append(
+            f"- Sink capacity: {cap:,.0f} events/s (lowest of {info['capacity_runs']} probes: one "
+            f"keep-alive connection posting a pre-built gzip batch of 100 in a tight loop) = "
+            f"{factor:.1f}{X} the fastest SDK ({SDK_LABELS.get(fastest, fastest)}, "
+            f"{sdk_rates[fastest]:,.0f} events/s): {verdict}."
+        )
+    elif not _nan(cap):
+        out.append(f"- Sink capacity: {cap:,.0f} events/s.")
+    busy = {s: m.get("sink_busy", math.nan) for s, m in medians.items() if s != "null"}
+    busy_txt = ", ".join(f"{s} {b:.0%}" for s, b in busy.items() if not _nan(b))
+    if busy_txt:
+        out.append(f"- Sink CPU busy during the end-to-end runs (CPU / wall time): {busy_txt}.")
+    out.append(
+        f"- Sink event counting (marker count checked against `len(batch)` on sampled bodies): "
+        f"{info['verified']} bodies parsed, {info['mismatches']} mismatches."
+    )
+    for sdk in sdks:
+        m = medians.get(sdk)
+        if not m or sdk == "null":
+            continue
+        if m.get("rejected"):
+            out.append(f"- {sdk}: {m['rejected']:.0f} calls rejected during the delivery run.")
+        if not _nan(m.get("delivered")) and m["delivered"] < info["events"]:
+            out.append(f"- {sdk}: only {m['delivered']:,.0f} events delivered in the delivery run.")
+    for sdk, meta in info["sdk_meta"].items():
+        if sdk == "null":
+            continue
+        out.append(
+            f"- {sdk}: version {meta.get('version', '?')}, python {meta.get('python', '?')}, "
+            f"settings {meta.get('settings', {})} in the delivery run"
+            + (f", {meta['down_settings']} plane down" if meta.get("down_settings") else "")
+        )
+    for msg in info["skipped"]:
+        out.append(f"- skipped: {msg}")
+    for msg in info["failures"]:
+        out.append(f"- failed: {msg}")
+    return "\n".join(out)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line."""
+    parser = argparse.ArgumentParser(description="side-by-side SDK benchmark")
+    parser.add_argument("--events", type=int, default=100_000, help="events per phase")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions (medians shown)")
+    parser.add_argument("--sdks", default=DEFAULT_SDKS, help=f"comma list (default {DEFAULT_SDKS})")
+    parser.add_argument("--phases", default=",".join(PHASES))
+    parser.add_argument("--no-floor", action="store_true", help="skip the no-SDK harness floor")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument("--capacity-seconds", type=float, default=3.0)
+    parser.add_argument("--timeout", type=float, default=120.0, help="bound on each wait")
+    parser.add_argument("--results", default=str(RESULTS_MD), help="markdown output file")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything; print and write the table."""
+    args = parse_args(argv)
+    started = time.monotonic()
+    phases = [p for p in args.phases.split(",") if p]
+    sdk_cpu, sink_cpu, pinning = cpu_plan(args.no_pin)
+    if sink_cpu >= 0:
+        os.sched_setaffinity(0, {sink_cpu})  # keep the harness off the SDK's core
+
+    wanted = [s.strip() for s in args.sdks.split(",") if s.strip()]
+    skipped: list[str] = []
+    sdks: list[str] = []
+    for name in wanted:
+        if venv_python(name).exists():
+            sdks.append(name)
+        else:
+            skipped.append(
+                f"{name}: no venv at {venv_python(name).parent.parent} "
+                f"(run `bash benchmarks/setup_peers.sh {name}`)"
+            )
+    if not args.no_floor:
+        sdks.append("null")
+    for msg in skipped:
+        log(f"skipping {msg}")
+
+    sink = SinkProcess(sink_cpu)
+    log(f"sink on 127.0.0.1:{sink.port} ({sink.pinned}); {pinning}")
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sdks}
+    failures: list[str] = []
+    sdk_meta: dict[str, dict[str, Any]] = {}
+    capacities: list[float] = []
+    try:
+        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds)
+        if cap:
+            capacities.append(cap["events_per_s"])
+            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s")
+        phase_timeout = 3 * args.timeout + 300
+        for rep in range(args.repeat):
+            for sdk in sdks:
+                result: dict[str, Any] = {}
+                for phase in phases:
+                    if sdk == "null" and phase != "delivery":
+                        continue
+                    cmd = [str(venv_python(sdk)), str(DRIVER), "--sdk", adapter_for(sdk)]
+                    cmd += ["--phase", phase, "--port", str(sink.port), "--cpu", str(sdk_cpu)]
+                    cmd += ["--events", str(args.events), "--timeout", str(args.timeout)]
+                    t0 = time.monotonic()
+                    res, err = run_json(cmd, phase_timeout, prefix="RESULT ")
+                    took = time.monotonic() - t0
+                    if err:
+                        failures.append(f"{sdk} {phase} (repeat {rep + 1}): {err}")
+                        log(f"[{rep + 1}/{args.repeat}] {sdk} {phase}: FAILED {err}")
+                        continue
+                    result[phase] = res
+                    meta = sdk_meta.setdefault(sdk, {})
+                    meta.update(version=res.get("version"), python=res.get("python"))
+                    if phase == "delivery":
+                        meta["settings"] = res.get("settings")
+                    if phase == "memory":
+                        meta["down_settings"] = res.get("settings")
+                    log(f"[{rep + 1}/{args.repeat}] {sdk} {phase}: {took:.1f}s {_brief(res)}")
+                runs[sdk].append(result)
+        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds)
+        if cap:
+            capacities.append(cap["events_per_s"])
+            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s")
+    finally:
+        sink.stop()
+
+    medians = {sdk: aggregate(r) for sdk, r in runs.items() if r}
+    verified = sum(
+        r.get("delivery", {}).get("sink_verified", 0) for rs in runs.values() for r in rs
+    )
+    mismatches = sum(
+        r.get("delivery", {}).get("sink_mismatches", 0) for rs in runs.values() for r in rs
+    )
+    info: dict[str, Any] = {
+        "events": args.events,
+        "repeat": args.repeat,
+        "pinning": pinning,
+        "capacity_events_per_s": min(capacities) if capacities else math.nan,
+        "capacity_runs": len(capacities),
+        "verified": verified,
+        "mismatches": mismatches,
+        "sdk_meta": sdk_meta,
+        "skipped": skipped,
+        "failures": failures,
+    }
+    table = render(sdks, medians, info)
+    body = notes(sdks, medians, info)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}"
+    elapsed = time.monotonic() - started
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/sdk_bench.py " + " ".join(given)
+    text = (
+        f"# SDK benchmark results\n\n`{command.strip()}` — {when}, {machine}, "
+        f"took {elapsed:.0f}s.\n\n{table}\n\n{body}\n"
+    )
+    print(text)
+    Path(args.results).write_text(text, encoding="utf-8")
+    VENVS.mkdir(exist_ok=True)
+    RAW_JSON.write_text(json.dumps({"info": info, "runs": runs}, indent=1, default=str))
+    log(f"wrote {args.results} and {RAW_JSON}")
+    return 0 if not failures else 1
+
+
+def _brief(res: dict[str, Any]) -> str:
+    keys = (
+        "caller_mean_us",
+        "caller_p99_us",
+        "e2e_events_per_s",
+        "cpu_ms_per_1000",
+        "dropped",
+        "bytes_per_event",
+    )
+    return " ".join(f"{k}={res[k]:.4g}" for k in keys if isinstance(res.get(k), (int, float)))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown cpu"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
