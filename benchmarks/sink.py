@@ -176,7 +176,7 @@ class Sink:
             now = time.monotonic()
             if now >= deadline:
                 break
-            timeout = min(1.0, deadline - now)
+            timeout = min(0.25, deadline - now)
             if self.waiters:
                 timeout = max(0.0, min(timeout, min(w[2] for w in self.waiters) - now))
             for key, mask in select(timeout):
