@@ -6,12 +6,12 @@ background work, they are handed to ``on_error`` and counted in ``stats()``::
     RudderAnalyticsError(Exception)
     ├── ConfigurationError(RudderAnalyticsError, ValueError)  bad write key, URL or limits
     ├── ValidationError(RudderAnalyticsError, ValueError)     bad arguments to a public call
-    │   ├── InvalidTypeError(ValidationError, TypeError)      an argument of the wrong type
-    │   └── MessageTooLargeError(ValidationError)             over the per-message size limit
-    ├── ClientClosedError(RudderAnalyticsError)               raised only on request (raise_on_error)
-    └── DeliveryError(RudderAnalyticsError)                   handed to on_error, never raised by workers
-        ├── TransportError                                    connect, read, timeout; cause attached
-        ├── HTTPStatusError                                   status code, Retry-After, body (truncated)
+    │   ├── InvalidTypeError(ValidationError, TypeError)      a value of the wrong type
+    │   └── MessageTooLargeError(ValidationError)             over the per-message limit
+    ├── ClientClosedError(RudderAnalyticsError)               only with raise_on_error
+    └── DeliveryError(RudderAnalyticsError)                   given to on_error, never raised
+        ├── TransportError                                    connect, read, timeout
+        ├── HTTPStatusError                                   status, Retry-After, body
         └── RetriesExhaustedError                             attempts, last error
 
 The double bases (``ValueError``, ``TypeError``) let callers catch either the

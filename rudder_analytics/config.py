@@ -1,0 +1,245 @@
+"""Client options: one frozen object, validated once when the client is built.
+
+Every option, its default and its meaning is listed in :class:`Config`. The
+README's configuration table is written from it. Unknown option names are
+refused with a suggestion, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import ipaddress
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any, Callable, Optional, Union
+from urllib.parse import urlsplit
+
+from .exceptions import ConfigurationError
+
+__all__ = ["DEFAULT_DATA_PLANE_URL", "ENV_DATA_PLANE_URL", "ENV_WRITE_KEY", "Config"]
+
+logger = logging.getLogger("rudder_analytics")
+
+ENV_WRITE_KEY = "RUDDER_WRITE_KEY"
+ENV_DATA_PLANE_URL = "RUDDER_DATA_PLANE_URL"
+DEFAULT_DATA_PLANE_URL = "https://hosted.rudderlabs.com"
+
+SERVER_MAX_REQUEST_BYTES = 4_096_000
+"""rudder-server's ``Gateway.maxReqSizeInKB`` default (4000 KiB), measured after gunzip."""
+
+ErrorCallback = Callable[..., Any]
+DropCallback = Callable[[str, list[dict[str, Any]]], Any]
+
+_warned_plain_http: set[str] = set()
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def error_callback_arity(callback: Optional[ErrorCallback]) -> int:
+    """4 for the seed's ``on_error(status, body, exception, response)``, else 2.
+
+    The two-argument form is ``on_error(error, batch)``. A callback that takes
+    four or more positional parameters (and no ``*args``) gets the seed's form.
+    """
+    if callback is None:
+        return 2
+    try:
+        signature = inspect.signature(callback)
+    except (TypeError, ValueError):
+        return 2
+    positional = 0
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return 2
+        if parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            positional += 1
+    return 4 if positional >= 4 else 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every client option, with its default. Build with :meth:`Config.build`."""
+
+    write_key: str = dataclasses.field(repr=False)
+    """The source's write key, sent as the Basic-auth user name. Never logged or shown."""
+    data_plane_url: str = DEFAULT_DATA_PLANE_URL
+    """Base URL of the data plane; requests go to ``{data_plane_url}/v1/batch``."""
+    on_error: Optional[ErrorCallback] = None
+    """Called once per batch that could not be delivered: ``(error, batch)`` or the
+    seed's ``(status_code, body, exception, response)``."""
+    on_drop: Optional[DropCallback] = None
+    """Called as ``(reason, messages)`` for every dropped event, whatever the reason."""
+    debug: bool = False
+    """Log at DEBUG to the ``rudder_analytics`` logger (no global logging changes)."""
+    send: bool = True
+    """False: validate and build messages, but send nothing (for tests and dry runs)."""
+    sync_mode: bool = False
+    """True: each call is delivered in the caller's thread before it returns."""
+    gzip: bool = True
+    """Gzip request bodies (rudder-server v1.4+). False for older servers."""
+    gzip_level: int = 1
+    """zlib level 1-9; 1 is the cheapest in CPU (see benchmarks/README.md)."""
+    max_queue_size: int = 100_000
+    """Events the queue holds before new ones are dropped (reason ``queue_full``)."""
+    max_queue_bytes: int = 128 * 1024 * 1024
+    """Encoded bytes the queue holds before new events are dropped."""
+    upload_size: int = 100
+    """Events per request at most."""
+    upload_bytes: int = 500_000
+    """Target uncompressed bytes per request (checked before a message is added)."""
+    upload_interval: float = 0.5
+    """Seconds a partial batch waits for more events before it is sent."""
+    timeout: Union[float, tuple[float, float]] = 15.0
+    """HTTP connect and read timeout in seconds (or a ``(connect, read)`` pair)."""
+    max_retries: int = 10
+    """Retries per batch after the first attempt."""
+    retry_deadline: float = 600.0
+    """Seconds from a batch's first attempt after which it is not retried again."""
+    retry_base_delay: float = 0.5
+    """First backoff delay in seconds; doubles per retry, with jitter."""
+    retry_max_delay: float = 30.0
+    """Cap of one backoff delay (a server's ``Retry-After`` is obeyed beyond it)."""
+    proxies: Optional[Mapping[str, str]] = None
+    """``requests`` proxies mapping, e.g. ``{"https": "http://proxy:3128"}``."""
+    verify: Union[bool, str] = True
+    """TLS verification: True, False (logs a warning) or a CA bundle path."""
+    thread: int = 1
+    """Number of consumer threads."""
+    max_message_size: int = 32 * 1024
+    """Largest encoded message accepted, in bytes (RudderStack's documented 32 KiB)."""
+    max_request_bytes: int = SERVER_MAX_REQUEST_BYTES
+    """Largest uncompressed request body; the server's own limit by default."""
+    shutdown_timeout: float = 5.0
+    """Seconds the exit hook spends delivering what is still queued."""
+    sync_deadline: float = 30.0
+    """Total seconds a synchronous send (sync mode, batches) may take, retries included."""
+    raise_on_error: bool = False
+    """Sync mode and batches raise :class:`DeliveryError` on failure instead of returning False."""
+    atexit: bool = True
+    """Deliver queued events at interpreter exit."""
+    max_response_bytes: int = 64 * 1024
+    """Response bodies are read up to this many bytes, never more."""
+
+    @classmethod
+    def build(cls, write_key: Any, data_plane_url: Any = None, **options: Any) -> Config:
+        """Validate and normalise options; raise ConfigurationError with the reason."""
+        for alias in ("host", "dataPlaneUrl"):
+            if alias in options:
+                value = options.pop(alias)
+                if data_plane_url is None:
+                    data_plane_url = value
+        names = {f.name for f in dataclasses.fields(cls)}
+        for name in options:
+            if name not in names:
+                close = difflib.get_close_matches(name, sorted(names), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigurationError(f"unknown option {name!r}{hint}")
+        if write_key is None:
+            write_key = os.environ.get(ENV_WRITE_KEY)
+        if data_plane_url is None:
+            data_plane_url = os.environ.get(ENV_DATA_PLANE_URL)
+        if not isinstance(write_key, str) or not write_key.strip():
+            raise ConfigurationError(
+                f"a write key is required: pass write_key or set {ENV_WRITE_KEY}"
+            )
+        if data_plane_url is None or (isinstance(data_plane_url, str) and not data_plane_url):
+            raise ConfigurationError(
+                f"a data plane URL is required: pass data_plane_url or set {ENV_DATA_PLANE_URL}"
+            )
+        config = cls(write_key=write_key.strip(), data_plane_url=_check_url(data_plane_url),
+                     **options)
+        config._check()
+        return config
+
+    def _check(self) -> None:
+        def positive(name: str, integer: bool = True) -> None:
+            value = getattr(self, name)
+            kind = int if integer else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+                what = "a positive integer" if integer else "a positive number"
+                raise ConfigurationError(f"{name} must be {what}, got {value!r}")
+
+        for name in ("max_queue_size", "max_queue_bytes", "upload_size", "upload_bytes",
+                     "thread", "max_message_size", "max_request_bytes", "max_response_bytes"):
+            positive(name)
+        for name in ("upload_interval", "retry_deadline", "retry_base_delay", "retry_max_delay",
+                     "shutdown_timeout", "sync_deadline"):
+            positive(name, integer=False)
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) \
+                or self.max_retries < 0:
+            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries!r}")
+        if not isinstance(self.gzip_level, int) or not 1 <= self.gzip_level <= 9:
+            raise ConfigurationError(f"gzip_level must be 1..9, got {self.gzip_level!r}")
+        timeouts = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,)
+        if not timeouts or any(
+            isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0 for t in timeouts
+        ):
+            raise ConfigurationError(f"timeout must be positive seconds, got {self.timeout!r}")
+        if self.max_message_size + 200 > self.max_request_bytes:
+            raise ConfigurationError("max_message_size must leave room within max_request_bytes")
+        for name in ("on_error", "on_drop"):
+            callback = getattr(self, name)
+            if callback is not None and not callable(callback):
+                raise ConfigurationError(f"{name} must be callable")
+        if self.proxies is not None and not isinstance(self.proxies, Mapping):
+            raise ConfigurationError("proxies must be a mapping of scheme to proxy URL")
+        if self.verify is False:
+            logger.warning("TLS certificate verification is off (verify=False)")
+
+    @property
+    def batch_url(self) -> str:
+        """Where batches are posted."""
+        return self.data_plane_url + "/v1/batch"
+
+    @property
+    def request_timeout(self) -> Union[float, tuple[float, float]]:
+        """The ``timeout`` argument for requests."""
+        return self.timeout
+
+    @property
+    def error_callback_arity(self) -> int:
+        """Which ``on_error`` form the callback takes (2 or 4 arguments)."""
+        return error_callback_arity(self.on_error)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if f.name != "write_key"
+        )
+        return f"Config(write_key=<redacted>, {shown})"
+
+
+def _check_url(url: Any) -> str:
+    """A data plane URL with a scheme and host; a trailing slash is dropped."""
+    if not isinstance(url, str):
+        raise ConfigurationError(f"data_plane_url must be a string, not {type(url).__name__}")
+    text = url.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"data_plane_url must start with http:// or https:// and name a host, got {url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError("data_plane_url must not have a query or fragment")
+    insecure = parts.scheme == "http" and not _is_loopback(parts.hostname or "")
+    if insecure and text not in _warned_plain_http:
+        _warned_plain_http.add(text)
+        logger.warning(
+            "data plane URL %s uses plain http to a non-loopback host: "
+            "events and the write key travel unencrypted", text,
+        )
+    return text

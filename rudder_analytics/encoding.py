@@ -1,0 +1,248 @@
+"""JSON encoding of messages, request body assembly and gzip.
+
+Each message is encoded to bytes exactly once, in the caller's thread, so that
+an unsupported value fails at the call that passed it and the worker never
+serializes anything again. The worker assembles request bodies by joining the
+stored bytes and splicing the per-attempt ``sentAt`` into each message.
+
+Fast path: ``orjson`` when installed (the ``fast`` extra), else the standard
+library's C encoder. Both produce the same JSON values; anything either one
+cannot take directly (NaN, integers beyond 2**53, non-string keys, unknown
+types) goes through :func:`_sanitize`, a slower walk that converts what can be
+converted and names the path of what cannot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import enum
+import gzip as _gzip
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Callable, Sequence, Union
+
+from .exceptions import InvalidTypeError, MessageTooLargeError, ValidationError
+
+_orjson: Any
+try:  # pragma: no cover - exercised in the environment that has it
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+__all__ = [
+    "BACKEND",
+    "MAX_DEPTH",
+    "MAX_SAFE_INTEGER",
+    "body_overhead",
+    "build_body",
+    "compress",
+    "decode_message",
+    "encode_message",
+    "message_overhead",
+]
+
+MAX_SAFE_INTEGER = 2**53
+"""Integers beyond this are sent as strings: the data plane re-encodes numbers as float64."""
+
+MAX_DEPTH = 64
+"""Nesting deeper than this is refused: no destination wants it, and it bounds recursion."""
+
+BACKEND = "orjson" if _orjson is not None else "json"
+"""The JSON encoder in use."""
+
+
+def _default(value: Any) -> Any:
+    """Convert the non-JSON types that the SDK supports; raise TypeError for the rest."""
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            raise TypeError("bytes that are not valid UTF-8") from None
+    iso = getattr(value, "isoformat", None)
+    if callable(iso):
+        return iso()
+    raise TypeError(f"cannot encode a value of type {type(value).__name__}")
+
+
+def _key(key: Any, path: str) -> str:
+    """Turn a mapping key into a JSON object key, as json.dumps does."""
+    if isinstance(key, str):
+        return key
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    if key is None:
+        return "null"
+    if isinstance(key, int):
+        return str(key)
+    if isinstance(key, float):
+        return json.dumps(key) if math.isfinite(key) else "null"
+    if isinstance(key, enum.Enum):
+        return _key(key.value, path)
+    raise InvalidTypeError(f"{path}: keys must be strings, not {type(key).__name__}")
+
+
+def _sanitize(value: Any, path: str, depth: int = 0) -> Any:
+    """Return a JSON-native copy of ``value``, or raise naming the offending path."""
+    if depth > MAX_DEPTH:
+        raise ValidationError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        if type(value) is not str:
+            value = str.__str__(value)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: replace, as a browser would
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, int) and not isinstance(value, enum.Enum):
+        value = int(value)
+        return str(value) if abs(value) > MAX_SAFE_INTEGER else value
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {
+            _key(k, path): _sanitize(v, f"{path}.{k}", depth + 1) for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_sanitize(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    try:
+        converted = _default(value)
+    except TypeError as exc:
+        raise InvalidTypeError(f"{path}: {exc}") from None
+    except (ValueError, ArithmeticError) as exc:
+        raise ValidationError(f"{path}: {exc}") from None
+    return _sanitize(converted, path, depth + 1)
+
+
+def _sanitize_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """Sanitize each top-level field, so that error paths read ``properties.items[2]``."""
+    return {key: _sanitize(value, key) for key, value in message.items()}
+
+
+_stdlib_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_default
+).encode
+_plain_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+# A digit run of 16 or more in the output may be an integer beyond 2**53 (which has
+# 16 digits). translate() maps digits to "0" and all else to " ", so one substring
+# test finds such runs in C; false alarms (long digit strings) only cost a sanitize.
+_DIGIT_RUNS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_RUN = b"0" * 16
+
+
+def _encode_stdlib(message: Mapping[str, Any]) -> bytes:
+    try:
+        data = _stdlib_encoder(message).encode("utf-8")
+    except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
+        return _plain_encoder(_sanitize_message(message)).encode("utf-8")
+    if _LONG_RUN in data.translate(_DIGIT_RUNS):
+        return _plain_encoder(_sanitize_message(message)).encode("utf-8")
+    return data
+
+
+if _orjson is not None:
+    _dumps = _orjson.dumps
+    _OPTIONS = _orjson.OPT_STRICT_INTEGER
+    _OrjsonError: type[Exception] = _orjson.JSONEncodeError
+
+    def _encode_orjson(message: Mapping[str, Any]) -> bytes:
+        try:
+            data: bytes = _dumps(message, default=_default, option=_OPTIONS)
+        except (_OrjsonError, TypeError, ValueError, RecursionError):
+            data = _dumps(_sanitize_message(message))
+        return data
+
+    _encode: Callable[[Mapping[str, Any]], bytes] = _encode_orjson
+else:  # pragma: no cover - depends on the environment
+    _encode = _encode_stdlib
+
+
+def encode_message(message: Mapping[str, Any], max_size: int) -> bytes:
+    """Encode ``message`` to compact UTF-8 JSON, refusing it if over ``max_size`` bytes.
+
+    Raises :class:`~rudder_analytics.exceptions.InvalidTypeError` naming the
+    path of a value that cannot be encoded, and
+    :class:`~rudder_analytics.exceptions.MessageTooLargeError` (without the
+    message's contents) when the result is too large.
+    """
+    data = _encode(message)
+    if len(data) > max_size:
+        raise MessageTooLargeError(len(data), max_size)
+    return data
+
+
+def decode_message(data: bytes) -> dict[str, Any]:
+    """Decode one stored message back to a dict (for callbacks and testing helpers)."""
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+# --- request bodies -------------------------------------------------------------------
+
+_BODY_START = b'{"batch":['
+_BODY_END = b"]}"
+_SENT_AT_SAMPLE = "2026-01-01T00:00:00.000Z"
+
+
+def _sent_at_prefix(sent_at: str) -> bytes:
+    return b'{"sentAt":"' + sent_at.encode("ascii") + b'",'
+
+
+def message_overhead() -> int:
+    """Bytes a message adds to a body beyond its own encoding: the sentAt splice and a comma."""
+    return len(_sent_at_prefix(_SENT_AT_SAMPLE)) - 1 + 1
+
+
+def body_overhead() -> int:
+    """Bytes of the envelope around the messages of a body."""
+    return len(_BODY_START) + len(_BODY_END)
+
+
+def build_body(messages: Sequence[bytes], sent_at: str) -> bytes:
+    """Join encoded messages into a ``/v1/batch`` body, with ``sentAt`` on each message.
+
+    Each stored message starts with ``{``; the body replaces that brace with
+    ``{"sentAt":"...",`` so that the per-attempt timestamp costs one join, not a
+    re-encode. Its length is exactly ``body_overhead()`` plus, per message,
+    ``len(message) + message_overhead()``, less one comma.
+    """
+    prefix = _sent_at_prefix(sent_at)
+    parts: list[Union[bytes, memoryview]] = [_BODY_START]
+    append = parts.append
+    first = True
+    for message in messages:
+        if not first:
+            append(b",")
+        first = False
+        append(prefix)
+        append(memoryview(message)[1:])
+    append(_BODY_END)
+    return b"".join(parts)
+
+
+def compress(body: bytes, level: int) -> bytes:
+    """Gzip ``body`` with a fixed mtime, so equal bodies compress to equal bytes."""
+    return _gzip.compress(body, compresslevel=level, mtime=0)
+

@@ -1,0 +1,67 @@
+"""Process-life hooks: delivery at interpreter exit, and a clean slate after fork.
+
+Both hooks are installed once, the first time a client needs them (importing
+the package installs nothing), and hold clients weakly: a client that is
+garbage collected or shut down leaves the set and is never kept alive by them.
+
+- ``atexit``: each live client delivers what it has queued within its
+  ``shutdown_timeout``, then says how many events were not delivered.
+- ``os.register_at_fork(after_in_child=...)``: each live client gets an empty
+  queue, new locks and no threads; workers start lazily on its next event. The
+  parent keeps, and sends, everything it had queued, so nothing is sent twice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+import weakref
+from typing import Protocol
+
+__all__ = ["forget", "live_clients", "track"]
+
+
+class _Managed(Protocol):
+    def _at_exit(self) -> None: ...
+
+    def _after_fork_in_child(self) -> None: ...
+
+
+_clients: weakref.WeakSet[_Managed] = weakref.WeakSet()
+_install_lock = threading.Lock()
+_installed = False
+
+
+def _run_at_exit() -> None:
+    for client in list(_clients):
+        client._at_exit()
+
+
+def _run_after_fork_in_child() -> None:
+    global _install_lock
+    _install_lock = threading.Lock()  # may have been held by another thread at fork
+    for client in list(_clients):
+        client._after_fork_in_child()
+
+
+def track(client: _Managed) -> None:
+    """Include ``client`` in the exit and fork hooks (installing them on first use)."""
+    global _installed
+    with _install_lock:
+        if not _installed:
+            atexit.register(_run_at_exit)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_run_after_fork_in_child)
+            _installed = True
+        _clients.add(client)
+
+
+def forget(client: _Managed) -> None:
+    """Remove ``client`` from the hooks (at shutdown)."""
+    _clients.discard(client)
+
+
+def live_clients() -> list[_Managed]:
+    """Clients the hooks currently hold (weakly)."""
+    return list(_clients)

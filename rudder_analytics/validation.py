@@ -1,0 +1,116 @@
+"""Pure checks on the arguments of public calls.
+
+Each function returns the normalised value or raises
+:class:`~rudder_analytics.exceptions.ValidationError` (or its ``TypeError``
+facet, :class:`~rudder_analytics.exceptions.InvalidTypeError`). No I/O, no
+logging: these run in the caller's thread on every call.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, Optional
+
+from .exceptions import InvalidTypeError, ValidationError
+
+__all__ = [
+    "check_identity",
+    "optional_id",
+    "optional_mapping",
+    "optional_name",
+    "required_id",
+    "required_name",
+]
+
+
+def optional_id(value: Any, field: str) -> Optional[str]:
+    """Stringify an id exactly (``157963456373623802`` stays ``"157963456373623802"``).
+
+    ``0`` is a valid id; ``None`` and blank strings mean "absent".
+    """
+    if value is None:
+        return None
+    if type(value) is str:
+        return value if value.strip() else None
+    if isinstance(value, bool):
+        raise InvalidTypeError(f"{field} must be a string or a number, not bool")
+    if isinstance(value, (str, int, uuid.UUID, Decimal)):
+        text = str(value)
+        return text if text.strip() else None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError(f"{field} must be a finite number")
+        return repr(int(value)) if value.is_integer() else repr(value)
+    raise InvalidTypeError(f"{field} must be a string or a number, not {type(value).__name__}")
+
+
+def required_id(value: Any, field: str) -> str:
+    """Like :func:`optional_id`, but the id must be present."""
+    result = optional_id(value, field)
+    if result is None:
+        raise ValidationError(f"{field} is required")
+    return result
+
+
+def check_identity(user_id: Optional[str], anonymous_id: Optional[str]) -> None:
+    """The data plane refuses a whole batch for one message without either id."""
+    if user_id is None and anonymous_id is None:
+        raise ValidationError("either user_id or anonymous_id is required")
+
+
+def required_name(value: Any, field: str) -> str:
+    """A non-blank string, such as a track call's ``event``."""
+    if type(value) is str and value.strip():
+        return value
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValidationError(f"{field} is required")
+    raise InvalidTypeError(f"{field} must be a string, not {type(value).__name__}")
+
+
+def optional_name(value: Any, field: str) -> Optional[str]:
+    """A string or ``None``, such as a page call's ``name`` or ``category``."""
+    if value is None or type(value) is str:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)
+    raise InvalidTypeError(f"{field} must be a string, not {type(value).__name__}")
+
+
+def optional_mapping(value: Any, field: str) -> Optional[Mapping[str, Any]]:
+    """A dict-like field (``properties``, ``traits``, ``context``, ``integrations``) or ``None``."""
+    if value is None or type(value) is dict or isinstance(value, Mapping):
+        return value
+    raise InvalidTypeError(f"{field} must be a mapping (dict), not {type(value).__name__}")
+
+
+def timestamp(value: Any, field: str = "timestamp") -> Optional[_dt.datetime]:
+    """A caller-supplied event time as an aware UTC datetime (naive is taken as UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=_dt.timezone.utc)
+        return value.astimezone(_dt.timezone.utc)
+    if isinstance(value, _dt.date):
+        return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return _dt.datetime.fromtimestamp(value, _dt.timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValidationError(f"{field} is out of range: {exc}") from None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            parsed = _dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(f"{field} is not an ISO-8601 date-time: {value!r}") from None
+        return timestamp(parsed, field)
+    raise InvalidTypeError(
+        f"{field} must be a datetime, an ISO-8601 string or epoch seconds, "
+        f"not {type(value).__name__}"
+    )

@@ -1,0 +1,226 @@
+"""Consumer threads: drain the buffer into batches and deliver them.
+
+A batch goes out when it has ``upload_size`` events, or ``upload_bytes`` of
+encoded messages, or ``upload_interval`` seconds after the worker saw its
+first event, or at once when a flush or a stop asks for it. Workers are
+daemon threads started lazily on the first event (and again, lazily, in a
+forked child); the exit hook, not the thread's daemon flag, guarantees
+delivery at exit. A worker never dies: each batch runs inside a catch-all
+that counts the batch as dropped and logs the error.
+
+Flush bookkeeping: every queued event has a sequence number. A flush for
+sequence ``S`` is done when the buffer has handed out every event up to ``S``
+and no worker holds an in-flight batch that contains one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Optional
+
+from .buffer import EventBuffer
+from .config import Config
+from .delivery import Deliverer
+from .encoding import body_overhead, decode_message, message_overhead
+from .stats import DropReason, Stats
+
+__all__ = ["WorkerPool"]
+
+logger = logging.getLogger("rudder_analytics")
+
+
+class WorkerPool:
+    """The consumer threads of one client, and the flush and stop protocol."""
+
+    def __init__(self, config: Config, buffer: EventBuffer, stats: Stats) -> None:
+        self._config = config
+        self._buffer = buffer
+        self._stats = stats
+        self._overhead = message_overhead()
+        self._max_body = min(config.upload_bytes, config.max_request_bytes) - body_overhead()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._progress = threading.Condition(threading.Lock())
+        self._inflight: dict[int, tuple[int, int]] = {}  # worker -> (first seq, count)
+        self._flush_target = 0
+        self._threads: list[threading.Thread] = []
+        self._deliverers: list[Deliverer] = []
+        self._start_lock = threading.Lock()
+        self.started = False
+        self.stopping = threading.Event()
+        """Set by shutdown: deliver what is queued, then exit."""
+        self.abort = threading.Event()
+        """Set when shutdown's deadline passes: end retry waits, drop what is left."""
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: no threads, fresh locks; workers start on the next event."""
+        self._reset()
+
+    # --- starting ----------------------------------------------------------------------
+
+    def ensure_started(self) -> bool:
+        """Start the consumer threads once; False if threads cannot start (finalizing)."""
+        with self._start_lock:
+            if self.started:
+                return bool(self._threads)
+            self.started = True
+            for index in range(self._config.thread):
+                deliverer = Deliverer(self._config, self._stats)
+                thread = threading.Thread(
+                    target=self._run, args=(index, deliverer),
+                    name=f"rudder-analytics-worker-{index}", daemon=True,
+                )
+                try:
+                    thread.start()
+                except RuntimeError:  # interpreter shutting down (CPython #113964)
+                    logger.debug("cannot start worker thread", exc_info=True)
+                    break
+                self._threads.append(thread)
+                self._deliverers.append(deliverer)
+            return bool(self._threads)
+
+    def alive(self) -> bool:
+        """True if any consumer thread is running."""
+        return any(t.is_alive() for t in self._threads)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def _batch_ready(self) -> bool:
+        buffer = self._buffer
+        return (
+            len(buffer) >= self._config.upload_size
+            or buffer.queued_bytes >= self._max_body
+            or self._flush_target > buffer.take_count
+            or self.stopping.is_set()
+        )
+
+    def _run(self, index: int, deliverer: Deliverer) -> None:
+        buffer = self._buffer
+        wake = buffer.wake
+        interval = self._config.upload_interval
+        idle_wait = min(interval, 1.0)
+        gather_start: Optional[float] = None
+        while not self.abort.is_set():
+            if not len(buffer):
+                if self.stopping.is_set():
+                    break
+                wake.clear()
+                if not len(buffer) and not self.stopping.is_set():
+                    wake.wait(idle_wait)
+                gather_start = None
+                continue
+            if gather_start is None:
+                gather_start = time.monotonic()
+            if not self._batch_ready():
+                remaining = gather_start + interval - time.monotonic()
+                if remaining > 0:
+                    wake.clear()
+                    if not self._batch_ready():
+                        wake.wait(remaining)
+                    continue
+            gather_start = time.monotonic()  # what arrives during this send waits from here
+            self._send_next(index, deliverer)
+        deliverer.transport.close()
+
+    def _take(self, index: int) -> list[bytes]:
+        """Take a batch and mark it in flight, atomically with respect to flush checks."""
+        with self._progress:
+            batch, last_seq = self._buffer.take(
+                self._config.upload_size, self._max_body, self._overhead
+            )
+            if batch:
+                self._inflight[index] = (last_seq - len(batch) + 1, len(batch))
+            return batch
+
+    def _settle(self, index: int) -> None:
+        with self._progress:
+            self._inflight.pop(index, None)
+            self._progress.notify_all()
+
+    def _send_next(self, index: int, deliverer: Deliverer) -> None:
+        batch = self._take(index)
+        if not batch:
+            return
+        try:
+            deliverer.deliver(batch, cancel=self.abort)
+        except Exception:  # a worker never dies: count the batch and go on
+            logger.exception("unexpected error delivering a batch; %d events dropped", len(batch))
+            self._stats.add_dropped(
+                DropReason.RETRIES_EXHAUSTED, len(batch),
+                lambda: [decode_message(m) for m in batch],
+            )
+        finally:
+            self._settle(index)
+
+    # --- flush and stop ------------------------------------------------------------------
+
+    def _settled(self, target: int) -> bool:
+        if self._buffer.take_count < target:
+            return False
+        return all(first > target for first, _ in self._inflight.values())
+
+    def flush(self, deadline: float) -> bool:
+        """Send everything queued so far; False if the deadline passed first."""
+        target = self._buffer.put_count
+        with self._progress:
+            if self._settled(target):
+                return True
+            self._flush_target = max(self._flush_target, target)
+        self._buffer.wake.set()
+        if not self.alive():
+            self._deliver_inline(deadline)
+        with self._progress:
+            while not self._settled(target):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                if not self.alive() and not self._inflight:
+                    break  # nothing will make progress: deliver here instead
+                self._progress.wait(min(remaining, 0.25))
+            else:
+                return True
+        self._deliver_inline(deadline)
+        return self._settled(target)
+
+    def _deliver_inline(self, deadline: float) -> None:
+        """Deliver in the calling thread: no worker is running (exit, fork, finalizing)."""
+        deliverer: Optional[Deliverer] = None
+        while len(self._buffer) and time.monotonic() < deadline and not self.abort.is_set():
+            batch = self._take(-1)
+            if not batch:
+                break
+            if deliverer is None:
+                deliverer = Deliverer(self._config, self._stats)
+            try:
+                deliverer.deliver(batch, cancel=self.abort, deadline=deadline)
+            except Exception:
+                logger.exception("unexpected error delivering a batch")
+                self._stats.add_dropped(DropReason.RETRIES_EXHAUSTED, len(batch))
+            finally:
+                self._settle(-1)
+        if deliverer is not None:
+            deliverer.transport.close()
+
+    def stop(self, deadline: float) -> int:
+        """Stop the workers by ``deadline``; return how many events were not delivered."""
+        self.stopping.set()
+        self._buffer.wake.set()
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(t.is_alive() for t in self._threads):
+            self.abort.set()  # cut retry waits short; the in-flight batch is dropped
+            self._buffer.wake.set()
+            for thread in self._threads:
+                thread.join(0.2)
+        leftover = self._buffer.drain()
+        if leftover:
+            self._stats.add_dropped(
+                DropReason.SHUTDOWN, len(leftover),
+                lambda: [decode_message(m) for m in leftover],
+            )
+        with self._progress:
+            in_flight = sum(count for _, count in self._inflight.values())
+        return len(leftover) + in_flight
