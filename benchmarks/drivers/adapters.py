@@ -87,6 +87,8 @@ def make_ours(url: str, mode: str, n: int) -> Adapter:
     import rudder_analytics
 
     wanted = _queue_settings(mode, n)
+    if mode != "burst":
+        wanted["max_queue_bytes"] = 1 << 30  # ours also bounds the queue in bytes
     if mode == "down":
         wanted.update(max_retries=LONG_RETRIES, retry_deadline=3600.0)
     kwargs = _accepted_kwargs(rudder_analytics.Client, wanted)
