@@ -261,7 +261,14 @@ def send_batch(client: Client, batch: Batch) -> BatchResult:
         batch.result = result
         return result
     result = BatchResult()
-    if client.config.send:
+    from .client import _capture_hooks
+
+    if _capture_hooks:  # rudder_analytics.testing is capturing: record, send nothing
+        for message in batch.messages:
+            for hook in _capture_hooks:
+                hook(message)
+        result.delivered = len(messages)
+    elif client.config.send:
         deliverer = client._deliverer()
         for chunk in chunk_messages(messages, client.config.max_request_bytes):
             deadline = time.monotonic() + client.config.sync_deadline

@@ -44,7 +44,8 @@ logger = logging.getLogger("rudder_analytics")
 Result = tuple[bool, Message]
 """What every event call returns: ``(success, message)``, as rudder-sdk-python does."""
 
-# Capture hooks installed by rudder_analytics.testing: each gets every built message.
+# Capture hooks installed by rudder_analytics.testing. While any is installed, every
+# message that any client builds is handed to each hook and is NOT queued or sent.
 _capture_hooks: list[Callable[[Message], None]] = []
 
 
@@ -235,6 +236,7 @@ class Client:
         if _capture_hooks:
             for hook in _capture_hooks:
                 hook(message)
+            return True, message
         return self._dispatch(message, data)
 
     def _dispatch(self, message: Message, data: bytes) -> Result:
