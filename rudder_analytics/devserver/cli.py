@@ -1,0 +1,203 @@
+"""Command line for the stand-in data plane: ``rudder-analytics dev-server`` or
+``python -m rudder_analytics.devserver``.
+
+Prints one line with the URL and write keys when it listens (a JSON object with
+``--json``), then one line per stored event unless ``--quiet``. Ctrl-C and SIGTERM stop
+it cleanly with exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any, Dict, List, Optional, Tuple
+
+from .protocol import DEFAULT_MAX_REQUEST_BYTES
+from .server import DEFAULT_WRITE_KEY, DevServer
+
+__all__ = ["build_parser", "main", "parse_rate_limit"]
+
+
+def parse_rate_limit(text: str) -> Tuple[int, float]:
+    """``EVENTS/SECONDS`` (e.g. ``1000/60``) -> ``(1000, 60.0)``."""
+    events_text, sep, seconds_text = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        events = int(events_text)
+        seconds = float(seconds_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected EVENTS/SECONDS such as 1000/60, got {text!r}"
+        ) from None
+    if events <= 0 or seconds <= 0:
+        raise argparse.ArgumentTypeError("EVENTS and SECONDS must be positive")
+    return events, seconds
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``dev-server`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="rudder-analytics dev-server",
+        description=(
+            "A local stand-in for the RudderStack data plane (rudder-server's gateway):"
+            " accepts /v1/batch and the single-event routes with the real status codes and"
+            " bodies, stores events in SQLite and shows them live. Test control API under"
+            " /_dev/ (not part of rudder-server)."
+        ),
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1; a warning is printed off loopback)",
+    )
+    parser.add_argument(
+        "--port",
+        type=_non_negative_int,
+        default=8080,
+        help="port to listen on (default 8080; 0 picks a free port and prints it)",
+    )
+    parser.add_argument(
+        "--write-key",
+        dest="write_keys",
+        action="append",
+        metavar="KEY",
+        help=f"write key of an enabled source; repeatable (default {DEFAULT_WRITE_KEY})",
+    )
+    parser.add_argument(
+        "--disabled-write-key",
+        dest="disabled_write_keys",
+        action="append",
+        metavar="KEY",
+        default=[],
+        help="write key of a disabled source (answered 404 source is disabled); repeatable",
+    )
+    parser.add_argument(
+        "--max-request-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_REQUEST_BYTES,
+        metavar="N",
+        help=f"request size limit after gunzip (default {DEFAULT_MAX_REQUEST_BYTES:,})",
+    )
+    parser.add_argument(
+        "--legacy-bodies",
+        action="store_true",
+        help="answer with the capitalised bodies of rudder-server before v1.46 (OK, ...)",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=parse_rate_limit,
+        metavar="EVENTS/SECONDS",
+        help="enable the gateway's event rate limit, e.g. 1000/60 (default off)",
+    )
+    parser.add_argument(
+        "--max-concurrent-requests",
+        type=_positive_int,
+        metavar="N",
+        help="answer 503 Service Unavailable above N requests in flight (default off)",
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long before handling each ingestion request (default 0)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="SQLite file to store events in (default: in memory)",
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--quiet", action="store_true", help="do not print events")
+    output.add_argument("--json", action="store_true", help="print each event as one JSON line")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the dev server until Ctrl-C or SIGTERM; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = None if args.quiet else ("json" if args.json else "text")
+    try:
+        server = DevServer(
+            write_keys=args.write_keys or (DEFAULT_WRITE_KEY,),
+            disabled_write_keys=args.disabled_write_keys,
+            max_request_bytes=args.max_request_bytes,
+            legacy_bodies=args.legacy_bodies,
+            rate_limit=args.rate_limit,
+            max_concurrent_requests=args.max_concurrent_requests,
+            host=args.host,
+            port=args.port,
+            db=args.db,
+            console=console,
+        )
+        if args.latency:
+            server.set_latency(args.latency)
+        server.start()
+    except (OSError, ValueError) as exc:
+        print(f"rudder-analytics dev-server: {exc}", file=sys.stderr)
+        return 1
+
+    if args.json:
+        banner: Dict[str, Any] = {
+            "listening": server.url,
+            "write_keys": list(server.write_keys),
+            "disabled_write_keys": list(server.disabled_write_keys),
+        }
+        print(json.dumps(banner), flush=True)
+    else:
+        line = f"rudder-analytics dev-server listening on {server.url}"
+        line += f"  write keys: {', '.join(server.write_keys)}"
+        if server.disabled_write_keys:
+            line += f"  disabled: {', '.join(server.disabled_write_keys)}"
+        print(line, flush=True)
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        stop.set()
+
+    previous: Dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, OSError):  # unusual platforms
+                previous[sig] = signal.signal(sig, _on_signal)
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:  # pragma: no cover - only if SIGINT handling was refused
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+        print(
+            f"rudder-analytics dev-server stopped ({server.count()} events stored)",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.close()
+    return 0
