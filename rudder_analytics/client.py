@@ -96,7 +96,7 @@ class Client:
         self._sync = config.sync_mode
         self._closed = False
         self.not_delivered = 0
-        """Events still queued or in flight when :meth:`shutdown` ran out of time."""
+        """Events that :meth:`shutdown` could not deliver (dropped during it, or in flight)."""
         self._shutdown_result: Optional[bool] = None
         self._shutdown_lock = threading.Lock()
         self._local = threading.local()
@@ -328,8 +328,9 @@ class Client:
                 return True
             lost_before = self._stats.lost_after_enqueue
             flushed = self._pool.flush(deadline)
-            not_delivered = self._pool.stop(deadline)
-            ok = flushed and not_delivered == 0 and self._stats.lost_after_enqueue == lost_before
+            in_flight = self._pool.stop(deadline)
+            not_delivered = in_flight + self._stats.lost_after_enqueue - lost_before
+            ok = flushed and not_delivered == 0
             self.not_delivered = not_delivered
             stats = self.stats()
             if not_delivered:

@@ -205,7 +205,11 @@ class WorkerPool:
             deliverer.transport.close()
 
     def stop(self, deadline: float) -> int:
-        """Stop the workers by ``deadline``; return how many events were not delivered."""
+        """Stop the workers by ``deadline``; drop what is still queued (reason ``shutdown``).
+
+        Returns how many events are still in flight in a thread that did not
+        stop in time (a request that outlives its deadline cannot be cut).
+        """
         self.stopping.set()
         self._buffer.wake.set()
         for thread in self._threads:
@@ -222,5 +226,4 @@ class WorkerPool:
                 lambda: [decode_message(m) for m in leftover],
             )
         with self._progress:
-            in_flight = sum(count for _, count in self._inflight.values())
-        return len(leftover) + in_flight
+            return sum(count for _, count in self._inflight.values())

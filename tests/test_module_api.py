@@ -1,0 +1,172 @@
+"""The module-level API: settings, environment variables, the default client, exit and fork."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+import rudder_analytics
+from rudder_analytics import ConfigurationError
+from rudder_analytics.devserver import DevServer
+
+from .conftest import WRITE_KEY
+
+
+@pytest.fixture(autouse=True)
+def clean_module(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts with no default client and no module settings."""
+    monkeypatch.delenv("RUDDER_WRITE_KEY", raising=False)
+    monkeypatch.delenv("RUDDER_DATA_PLANE_URL", raising=False)
+    rudder_analytics.shutdown(timeout=5)
+    yield
+    rudder_analytics.shutdown(timeout=5)
+    for name in ("write_key", "data_plane_url", "dataPlaneUrl", "host"):
+        setattr(rudder_analytics, name, None)
+    rudder_analytics.upload_interval = None
+    rudder_analytics.sync_mode = False
+
+
+def test_import_has_no_side_effects() -> None:
+    """Importing starts no thread and configures no logging."""
+    code = textwrap.dedent("""
+        import logging, threading
+        before = threading.active_count()
+        root_handlers = list(logging.getLogger().handlers)
+        import rudder_analytics
+        assert threading.active_count() == before, threading.enumerate()
+        assert logging.getLogger().handlers == root_handlers
+        assert rudder_analytics.stats() is None
+        print("clean")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "clean", out.stderr
+
+
+def test_calls_before_configuration_raise() -> None:
+    """Without a write key or URL, a call raises a clear ConfigurationError."""
+    with pytest.raises(ConfigurationError, match="write key"):
+        rudder_analytics.track(user_id="u", event="E")
+    rudder_analytics.write_key = WRITE_KEY
+    with pytest.raises(ConfigurationError, match="data plane URL"):
+        rudder_analytics.track(user_id="u", event="E")
+
+
+def test_module_settings(dataplane: DevServer) -> None:
+    """Module settings configure the default client; every call type works."""
+    rudder_analytics.write_key = WRITE_KEY
+    rudder_analytics.data_plane_url = dataplane.url
+    rudder_analytics.upload_interval = 0.05
+    assert rudder_analytics.track(user_id="u", event="E")[0]
+    assert rudder_analytics.identify(user_id="u", traits={"a": 1})[0]
+    assert rudder_analytics.page(user_id="u", name="P")[0]
+    assert rudder_analytics.screen(user_id="u", name="S")[0]
+    assert rudder_analytics.group(user_id="u", group_id="g")[0]
+    assert rudder_analytics.alias(previous_id="p", user_id="u")[0]
+    assert rudder_analytics.flush(timeout=10)
+    assert sorted(e["type"] for e in dataplane.events()) == [
+        "alias", "group", "identify", "page", "screen", "track"]
+    stats = rudder_analytics.stats()
+    assert stats is not None and stats["delivered"] == 6
+    assert rudder_analytics.join(timeout=10)
+
+
+def test_aliases_for_url(dataplane: DevServer) -> None:
+    """dataPlaneUrl and host work as module settings, for rudder-sdk-python and Segment users."""
+    rudder_analytics.write_key = WRITE_KEY
+    rudder_analytics.dataPlaneUrl = dataplane.url
+    rudder_analytics.track(user_id="u", event="E")
+    assert rudder_analytics.flush(timeout=10)
+    rudder_analytics.dataPlaneUrl = None
+    rudder_analytics.host = dataplane.url
+    rudder_analytics.track(user_id="u", event="E2")
+    assert rudder_analytics.flush(timeout=10)
+    assert dataplane.count() == 2
+
+
+def test_environment_variables(dataplane: DevServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RUDDER_WRITE_KEY and RUDDER_DATA_PLANE_URL are read when nothing is set in code."""
+    monkeypatch.setenv("RUDDER_WRITE_KEY", WRITE_KEY)
+    monkeypatch.setenv("RUDDER_DATA_PLANE_URL", dataplane.url)
+    rudder_analytics.track(user_id="u", event="E")
+    assert rudder_analytics.flush(timeout=10)
+    assert dataplane.count() == 1
+
+
+def test_changing_a_setting_builds_a_new_client(dataplane: DevServer) -> None:
+    """Assigning a setting after the first call takes effect on the next call."""
+    rudder_analytics.write_key = WRITE_KEY
+    rudder_analytics.data_plane_url = dataplane.url
+    rudder_analytics.track(user_id="u", event="E")
+    first = rudder_analytics.default_client()
+    rudder_analytics.sync_mode = True
+    second = rudder_analytics.default_client()
+    assert second is not first and second.config.sync_mode
+    assert rudder_analytics.track(user_id="u", event="sync")[0]
+    assert first.flush(timeout=10) or first.closed
+    assert dataplane.wait_for_events(2, timeout=10)
+
+
+def run_script(code: str, dataplane: DevServer, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUDDER_WRITE_KEY": WRITE_KEY, "RUDDER_DATA_PLANE_URL": dataplane.url}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def test_delivery_at_exit_without_flush(dataplane: DevServer) -> None:
+    """A script that never flushes still delivers everything at normal exit."""
+    out = run_script("""
+        import rudder_analytics
+        rudder_analytics.upload_interval = 30
+        for i in range(500):
+            rudder_analytics.track(user_id="u", event="E", message_id=str(i))
+    """, dataplane)
+    assert out.returncode == 0, out.stderr
+    assert dataplane.count() == 500
+
+
+def test_exit_with_data_plane_down_is_bounded() -> None:
+    """With the data plane down, exit takes about shutdown_timeout and reports the loss."""
+    code = textwrap.dedent("""
+        import time, rudder_analytics
+        c = rudder_analytics.Client("k", "http://127.0.0.1:9", shutdown_timeout=1.0,
+                                    retry_base_delay=0.05)
+        for i in range(100):
+            c.track(user_id="u", event="E")
+        print(time.monotonic(), flush=True)
+    """)
+    import time
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    finished = time.monotonic()
+    assert out.returncode == 0, out.stderr
+    started = float(out.stdout.strip())
+    assert finished - started < 1.0 + 1.5
+    assert "100 event(s) not delivered" in out.stderr
+
+
+def test_fork_child_sends_its_own_events_once(dataplane: DevServer) -> None:
+    """After fork, the child sends only its own events; the parent sends its queue once."""
+    out = run_script("""
+        import os, rudder_analytics
+        rudder_analytics.upload_interval = 30
+        for i in range(50):
+            rudder_analytics.track(user_id="parent", event="E", message_id=f"p{i}")
+        pid = os.fork()
+        if pid == 0:
+            rudder_analytics.track(user_id="child", event="E", message_id="c0")
+            ok = rudder_analytics.flush(timeout=20)
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        assert rudder_analytics.flush(timeout=20)
+    """, dataplane)
+    assert out.returncode == 0, out.stderr
+    ids = [e["messageId"] for e in dataplane.events()]
+    assert sorted(ids) == sorted([f"p{i}" for i in range(50)] + ["c0"])
