@@ -112,7 +112,8 @@ def test_changing_a_setting_builds_a_new_client(dataplane: DevServer) -> None:
     assert dataplane.wait_for_events(2, timeout=10)
 
 
-def run_script(code: str, dataplane: DevServer, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_script(code: str, dataplane: DevServer,
+               timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RUDDER_WRITE_KEY": WRITE_KEY, "RUDDER_DATA_PLANE_URL": dataplane.url}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
                           text=True, timeout=timeout, env=env)
