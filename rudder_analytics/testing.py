@@ -1,0 +1,466 @@
+"""Capture what your code sends, in your own tests: no network, no data plane.
+
+::
+
+    from rudder_analytics import testing
+
+    def test_signup_is_tracked():
+        with testing.capture() as events:
+            signup("u1", plan="pro")          # your code, calling the SDK
+        events.assert_tracked("Signed Up", user_id="u1", properties={"plan": "pro"})
+        assert len(events.of_type("identify")) == 1
+
+With pytest, the ``rudder_events`` fixture does the same for one test (see
+:mod:`rudder_analytics.pytest_plugin`).
+
+While a capture is active, every message built by any client in the process
+(the module-level calls, every :class:`~rudder_analytics.Client`, batches sent
+with ``client.send``) is validated and built as usual, recorded here, and
+neither queued nor sent. A call with bad arguments still raises its
+:class:`~rudder_analytics.ValidationError`, so tests see what production would.
+Captured messages are snapshots of what would go on the wire (JSON round trip:
+a ``datetime`` property reads back as its ISO-8601 string), so later changes to
+the dicts your code passed in do not change them.
+
+Captures nest: an inner one records only its own span, an outer one records
+everything, and each removes only itself on exit. Recording is thread-safe, and
+:meth:`CapturedEvents.wait_for` waits (with a deadline) for messages built in
+other threads.
+
+Module-level calls need a configured default client. When none is configured
+(no write key or data plane URL in the module settings or the environment), a
+capture installs a stand-in default client that sends nothing, and removes it
+on exit, so ``rudder_analytics.track(...)`` works in tests without setup. Pass
+``stand_in_default=False`` to keep the usual :class:`ConfigurationError`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any, Dict, List, Optional, Union, overload
+
+import rudder_analytics as _package
+
+from . import client as _client_module
+from .client import Client
+from .config import ENV_DATA_PLANE_URL, ENV_WRITE_KEY
+from .encoding import decode_message, encode_message
+from .validation import optional_id
+
+__all__ = ["CapturedEvents", "CapturedMessage", "capture"]
+
+CapturedMessage = Dict[str, Any]
+"""A captured message: the dict the SDK built, as it would be sent (see :mod:`.types`)."""
+
+STAND_IN_WRITE_KEY = "rudder-analytics-testing"
+STAND_IN_DATA_PLANE_URL = "http://localhost"
+
+_MAX_SHOWN = 20
+"""Captured messages listed in an assertion's failure message."""
+
+_install_lock = threading.Lock()
+
+
+def _wire(message: Mapping[str, Any]) -> CapturedMessage:
+    """The message as the data plane would receive it (independent of the caller's dicts)."""
+    try:
+        return decode_message(encode_message(message, sys.maxsize))
+    except Exception:  # already validated by the SDK; keep the original if this ever fails
+        return dict(message)
+
+
+def _normalized(value: Any) -> Any:
+    """An expected leaf value as it would look on the wire (Decimal -> float, datetime -> str)."""
+    try:
+        return _wire({"v": value})["v"]
+    except Exception:
+        return value
+
+
+def _matches(actual: Any, expected: Any) -> bool:
+    """``expected`` is contained in ``actual``: mappings by subset, lists item by item.
+
+    ``expected == actual`` is tried first so matchers such as ``unittest.mock.ANY`` work.
+    """
+    if isinstance(expected, Mapping):
+        if not isinstance(actual, Mapping):
+            return False
+        return all(key in actual and _matches(actual[key], value)
+                   for key, value in expected.items())
+    if isinstance(expected, (list, tuple)):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return False
+        return all(_matches(a, e) for a, e in zip(actual, expected))
+    if expected == actual:
+        return True
+    if expected is None or isinstance(expected, (str, bool)):
+        return False
+    normalized = _normalized(expected)
+    return normalized is not expected and bool(normalized == actual)
+
+
+def _id(value: Any, field: str) -> Optional[str]:
+    """An expected id, stringified exactly as the SDK stringifies ids."""
+    return optional_id(value, field)
+
+
+def _describe(message: Mapping[str, Any]) -> str:
+    """One line per captured message, for failure messages."""
+    kind = message.get("type", "?")
+    who = (f"user_id={message['userId']!r}" if "userId" in message
+           else f"anonymous_id={message.get('anonymousId')!r}")
+    parts = [str(kind), who]
+    label = message.get("event", message.get("name"))
+    if label is not None:
+        parts.append(repr(label))
+    for key in ("groupId", "previousId"):
+        if key in message:
+            parts.append(f"{key}={message[key]!r}")
+    for key in ("properties", "traits"):
+        if message.get(key):
+            parts.append(f"{key}={message[key]!r}")
+    return " ".join(parts)
+
+
+class CapturedEvents:
+    """Messages built while the capture is active, with filters and assertions.
+
+    Use :func:`capture` (or this class) as a context manager. Reading and
+    filtering work during and after the capture.
+    """
+
+    def __init__(self, *, stand_in_default: bool = True) -> None:
+        self._messages: List[CapturedMessage] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._active = False
+        self._stand_in_default = stand_in_default
+        self._stand_in: Optional[Client] = None  # the default client we installed, if any
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> CapturedEvents:
+        """Begin capturing (what ``with`` does); returns self."""
+        with _install_lock:
+            if self._active:
+                raise RuntimeError("this capture is already active")
+            _client_module._capture_hooks.append(self._record)
+            self._active = True
+        if self._stand_in_default:
+            self._install_stand_in()
+        return self
+
+    def stop(self) -> None:
+        """Stop capturing and restore what was there before; idempotent."""
+        with _install_lock:
+            if not self._active:
+                return
+            self._active = False
+            hooks = _client_module._capture_hooks
+            for index, hook in enumerate(hooks):  # remove our own hook only (by identity)
+                if getattr(hook, "__self__", None) is self:
+                    del hooks[index]
+                    break
+        self._remove_stand_in()
+
+    def __enter__(self) -> CapturedEvents:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    @property
+    def active(self) -> bool:
+        """True between :meth:`start` and :meth:`stop`."""
+        return self._active
+
+    def _record(self, message: Mapping[str, Any]) -> None:
+        """The capture hook: called by the SDK with each built message."""
+        snapshot = _wire(message)
+        with self._cond:
+            self._messages.append(snapshot)
+            self._cond.notify_all()
+
+    def _install_stand_in(self) -> None:
+        """A default client that sends nothing, when the module settings cannot build one."""
+        package = _package
+        with package._default_lock:
+            if package._default is not None:
+                return
+            has_key = bool(package.write_key) or bool(os.environ.get(ENV_WRITE_KEY))
+            has_url = any(getattr(package, name) for name in package._URL_SETTINGS) or bool(
+                os.environ.get(ENV_DATA_PLANE_URL))
+            if has_key and has_url:
+                return
+            stand_in = Client(STAND_IN_WRITE_KEY, STAND_IN_DATA_PLANE_URL, send=False,
+                              atexit=False)
+            package._default = stand_in
+            self._stand_in = stand_in
+
+    def _remove_stand_in(self) -> None:
+        stand_in = self._stand_in
+        if stand_in is None:
+            return
+        self._stand_in = None
+        package = _package
+        with package._default_lock:
+            if package._default is stand_in:
+                package._default = None
+        stand_in.shutdown()
+
+    # --- reading ----------------------------------------------------------------------
+
+    @property
+    def messages(self) -> List[CapturedMessage]:
+        """Every captured message, oldest first (a copy of the list)."""
+        with self._cond:
+            return list(self._messages)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._messages)
+
+    def __iter__(self) -> Iterator[CapturedMessage]:
+        return iter(self.messages)
+
+    @overload
+    def __getitem__(self, index: int) -> CapturedMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> List[CapturedMessage]: ...
+
+    def __getitem__(
+        self, index: Union[int, slice]
+    ) -> Union[CapturedMessage, List[CapturedMessage]]:
+        with self._cond:
+            return self._messages[index]
+
+    def __repr__(self) -> str:
+        return f"<CapturedEvents {len(self)} message(s), active={self._active}>"
+
+    def clear(self) -> None:
+        """Forget what was captured so far (the capture stays active)."""
+        with self._cond:
+            self._messages.clear()
+
+    def wait_for(self, n: int, timeout: float = 5.0) -> bool:
+        """Wait until at least ``n`` messages are captured; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._messages) < n:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    # --- filters ----------------------------------------------------------------------
+
+    def of_type(self, type: str) -> List[CapturedMessage]:
+        """Messages of one call type: ``"track"``, ``"identify"``, ``"page"``, ..."""
+        return [m for m in self.messages if m.get("type") == type]
+
+    def named(self, name: str) -> List[CapturedMessage]:
+        """Track calls whose ``event`` is ``name``, and page/screen calls of that ``name``."""
+        return [m for m in self.messages
+                if m.get("event") == name or (m.get("type") in ("page", "screen")
+                                              and m.get("name") == name)]
+
+    def for_user(self, user_id: Any) -> List[CapturedMessage]:
+        """Messages whose ``userId`` is ``user_id`` (compared as the SDK stringifies it)."""
+        wanted = _id(user_id, "user_id")
+        return [m for m in self.messages if m.get("userId") == wanted]
+
+    def for_anonymous(self, anonymous_id: Any) -> List[CapturedMessage]:
+        """Messages whose ``anonymousId`` is ``anonymous_id``."""
+        wanted = _id(anonymous_id, "anonymous_id")
+        return [m for m in self.messages if m.get("anonymousId") == wanted]
+
+    def find(
+        self,
+        type: Optional[str] = None,
+        *,
+        event: Optional[str] = None,
+        name: Optional[str] = None,
+        category: Optional[str] = None,
+        user_id: Any = None,
+        anonymous_id: Any = None,
+        group_id: Any = None,
+        previous_id: Any = None,
+        properties: Optional[Mapping[str, Any]] = None,
+        traits: Optional[Mapping[str, Any]] = None,
+        context: Optional[Mapping[str, Any]] = None,
+        integrations: Optional[Mapping[str, Any]] = None,
+    ) -> List[CapturedMessage]:
+        """Messages matching every filter given; mappings match as subsets.
+
+        ``properties={"plan": "pro"}`` matches messages whose properties contain
+        that key and value (others may be present); nested mappings likewise.
+        """
+        wanted: Dict[str, Any] = {}
+        for key, value in (("type", type), ("event", event), ("name", name),
+                           ("category", category)):
+            if value is not None:
+                wanted[key] = value
+        for key, value, field in (("userId", user_id, "user_id"),
+                                  ("anonymousId", anonymous_id, "anonymous_id"),
+                                  ("groupId", group_id, "group_id"),
+                                  ("previousId", previous_id, "previous_id")):
+            if value is not None:
+                wanted[key] = _id(value, field)
+        for key, mapping in (("properties", properties), ("traits", traits),
+                             ("context", context), ("integrations", integrations)):
+            if mapping is not None:
+                wanted[key] = mapping
+        return [m for m in self.messages if _matches(m, wanted)]
+
+    # --- assertions -------------------------------------------------------------------
+
+    def _assert_found(
+        self, what: str, found: List[CapturedMessage], times: Optional[int]
+    ) -> CapturedMessage:
+        if found and (times is None or len(found) == times):
+            return found[0]
+        if times is not None and found:
+            problem = f"expected {what} {times} time(s), found {len(found)}"
+        else:
+            problem = f"expected {what}, found none"
+        raise AssertionError(f"{problem}\n{self._summary()}")
+
+    def _summary(self) -> str:
+        messages = self.messages
+        if not messages:
+            return "nothing was captured"
+        lines = [f"captured {len(messages)} message(s):"]
+        lines.extend(f"  {_describe(m)}" for m in messages[:_MAX_SHOWN])
+        if len(messages) > _MAX_SHOWN:
+            lines.append(f"  ... and {len(messages) - _MAX_SHOWN} more")
+        return "\n".join(lines)
+
+    def assert_tracked(
+        self,
+        event: str,
+        user_id: Any = None,
+        *,
+        anonymous_id: Any = None,
+        properties: Optional[Mapping[str, Any]] = None,
+        context: Optional[Mapping[str, Any]] = None,
+        integrations: Optional[Mapping[str, Any]] = None,
+        times: Optional[int] = None,
+    ) -> CapturedMessage:
+        """Assert a track call of ``event`` matching the filters; returns the first match.
+
+        ``times`` asserts the exact number of matching calls.
+        """
+        found = self.find("track", event=event, user_id=user_id, anonymous_id=anonymous_id,
+                          properties=properties, context=context, integrations=integrations)
+        return self._assert_found(f"track {event!r}{_filters(user_id, anonymous_id)}",
+                                  found, times)
+
+    def assert_not_tracked(self, event: str, user_id: Any = None, *,
+                           anonymous_id: Any = None) -> None:
+        """Assert that no track call of ``event`` (for that user, if given) was captured."""
+        found = self.find("track", event=event, user_id=user_id, anonymous_id=anonymous_id)
+        if found:
+            raise AssertionError(
+                f"expected no track {event!r}{_filters(user_id, anonymous_id)}, "
+                f"found {len(found)}\n{self._summary()}"
+            )
+
+    def assert_identified(
+        self,
+        user_id: Any = None,
+        *,
+        anonymous_id: Any = None,
+        traits: Optional[Mapping[str, Any]] = None,
+        context: Optional[Mapping[str, Any]] = None,
+        times: Optional[int] = None,
+    ) -> CapturedMessage:
+        """Assert an identify call matching the filters (``traits`` as a subset)."""
+        found = self.find("identify", user_id=user_id, anonymous_id=anonymous_id,
+                          traits=traits, context=context)
+        return self._assert_found(f"identify{_filters(user_id, anonymous_id)}", found, times)
+
+    def assert_paged(
+        self,
+        name: Optional[str] = None,
+        user_id: Any = None,
+        *,
+        anonymous_id: Any = None,
+        category: Optional[str] = None,
+        properties: Optional[Mapping[str, Any]] = None,
+        times: Optional[int] = None,
+    ) -> CapturedMessage:
+        """Assert a page call matching the filters."""
+        found = self.find("page", name=name, category=category, user_id=user_id,
+                          anonymous_id=anonymous_id, properties=properties)
+        label = f" {name!r}" if name is not None else ""
+        return self._assert_found(f"page{label}{_filters(user_id, anonymous_id)}", found, times)
+
+    def assert_screened(
+        self,
+        name: Optional[str] = None,
+        user_id: Any = None,
+        *,
+        anonymous_id: Any = None,
+        category: Optional[str] = None,
+        properties: Optional[Mapping[str, Any]] = None,
+        times: Optional[int] = None,
+    ) -> CapturedMessage:
+        """Assert a screen call matching the filters."""
+        found = self.find("screen", name=name, category=category, user_id=user_id,
+                          anonymous_id=anonymous_id, properties=properties)
+        label = f" {name!r}" if name is not None else ""
+        return self._assert_found(f"screen{label}{_filters(user_id, anonymous_id)}", found,
+                                  times)
+
+    def assert_grouped(
+        self,
+        group_id: Any,
+        user_id: Any = None,
+        *,
+        anonymous_id: Any = None,
+        traits: Optional[Mapping[str, Any]] = None,
+        times: Optional[int] = None,
+    ) -> CapturedMessage:
+        """Assert a group call into ``group_id`` matching the filters."""
+        found = self.find("group", group_id=group_id, user_id=user_id,
+                          anonymous_id=anonymous_id, traits=traits)
+        return self._assert_found(
+            f"group {group_id!r}{_filters(user_id, anonymous_id)}", found, times)
+
+    def assert_aliased(
+        self, previous_id: Any, user_id: Any = None, *, times: Optional[int] = None
+    ) -> CapturedMessage:
+        """Assert an alias call from ``previous_id`` (to ``user_id``, if given)."""
+        found = self.find("alias", previous_id=previous_id, user_id=user_id)
+        return self._assert_found(f"alias {previous_id!r}{_filters(user_id, None)}", found,
+                                  times)
+
+    def assert_nothing_sent(self) -> None:
+        """Assert that no message at all was captured."""
+        if len(self):
+            raise AssertionError(f"expected no messages\n{self._summary()}")
+
+
+def _filters(user_id: Any, anonymous_id: Any) -> str:
+    parts = []
+    if user_id is not None:
+        parts.append(f"user_id={user_id!r}")
+    if anonymous_id is not None:
+        parts.append(f"anonymous_id={anonymous_id!r}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def capture(*, stand_in_default: bool = True) -> CapturedEvents:
+    """A :class:`CapturedEvents` to use as ``with capture() as events:``."""
+    return CapturedEvents(stand_in_default=stand_in_default)
