@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -171,7 +172,7 @@ class SinkProcess:
 
     def __init__(self, cpu: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(SINK), "--cpu", str(cpu), "--max-seconds", "3600"],
+            [sys.executable, str(SINK), "--cpu", str(cpu), "--exit-with-parent"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -353,6 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run everything; print and write the table."""
     args = parse_args(argv)
     started = time.monotonic()
+    # SIGTERM unwinds like Ctrl-C, so the sink child is stopped by the `finally` below.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     phases = [p for p in args.phases.split(",") if p]
     sdk_cpu, sink_cpu, pinning = cpu_plan(args.no_pin)
     if sink_cpu >= 0:
