@@ -21,6 +21,7 @@ import threading
 import types
 from typing import Any, Callable, Optional
 
+from .batches import Batch, BatchResult
 from .client import Client, Result
 from .config import Config
 from .exceptions import (
@@ -227,5 +228,3 @@ def stats() -> Optional[StatsSnapshot]:
     client = _default
     return None if client is None else client.stats()
 
-
-from .batch import Batch, BatchResult  # noqa: E402  (batch imports client)

@@ -35,7 +35,7 @@ from .stats import DropReason, Stats, StatsSnapshot
 from .worker import WorkerPool
 
 if TYPE_CHECKING:
-    from .batch import Batch, BatchResult
+    from .batches import Batch, BatchResult
 
 __all__ = ["Client"]
 
@@ -284,13 +284,13 @@ class Client:
         the block normally they are delivered synchronously, in as few requests
         as the size limits allow. ``batch.result`` says what happened.
         """
-        from .batch import Batch
+        from .batches import Batch
 
         return Batch(client=self)
 
     def send(self, batch: Batch) -> BatchResult:
         """Deliver a batch now (synchronously), keeping its message ids."""
-        from .batch import send_batch
+        from .batches import send_batch
 
         return send_batch(self, batch)
 
