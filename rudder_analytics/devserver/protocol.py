@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from hashlib import md5
+from json.decoder import scanstring as _scanstring  # type: ignore[attr-defined]
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = [
@@ -267,16 +268,137 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
 
-def decode_json(body: bytes) -> Any:
-    """Decode the body as the gateway would, or raise ``ProtocolError('invalid_json')``."""
+_INFINITIES = (float("inf"), float("-inf"))
+_flags = threading.local()
+
+
+def _parse_float(text: str) -> float:
+    """Floats as usual, noting an overflow to infinity (Go could decode but not re-encode it)."""
+    value = float(text)
+    if value in _INFINITIES:
+        _flags.infinite = True
+    return value
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_reject_constant
+)
+_READER = json.JSONDecoder(parse_int=_parse_int)
+_scan_once: Callable[[str, int], Tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+_WS_CHARS = " \t\n\r"
+_ws_match = re.compile(r"[ \t\n\r]*").match
+
+
+def load_payload(payload: str) -> Any:
+    """Read back a stored event with the same number semantics as on the way in."""
+    return _READER.decode(payload)
+
+
+def _skip_ws(text: str, i: int) -> int:
+    """Index of the first non-whitespace character at or after ``i``."""
+    c = text[i : i + 1]
+    if c and c in _WS_CHARS:
+        match = _ws_match(text, i)
+        assert match is not None  # "[...]*" always matches
+        return match.end()
+    return i
+
+
+def _decode_array(text: str, i: int) -> Tuple[List[Any], List[Tuple[int, int]], int]:
+    """Decode the array at ``text[i] == '['``; also return each element's text span."""
+    items: List[Any] = []
+    spans: List[Tuple[int, int]] = []
+    i = _skip_ws(text, i + 1)
+    if text.startswith("]", i):
+        return items, spans, i + 1
+    scan = _scan_once
+    add_item = items.append
+    add_span = spans.append
+    while True:
+        try:
+            value, end = scan(text, i)
+        except StopIteration:
+            raise ValueError("expected a value") from None
+        add_item(value)
+        add_span((i, end))
+        c = text[end : end + 1]
+        if c == ",":  # compact JSON: no call needed
+            i = end + 1
+            if text[i : i + 1] in _WS_CHARS:
+                i = _skip_ws(text, i)
+            continue
+        i = _skip_ws(text, end)
+        if text.startswith(",", i):
+            i = _skip_ws(text, i + 1)
+        elif text.startswith("]", i):
+            return items, spans, i + 1
+        else:
+            raise ValueError("expected ',' or ']'")
+
+
+def _decode_with_spans(text: str) -> Tuple[Any, Optional[List[Tuple[int, int]]]]:
+    """``json.loads`` of the body that also finds the text of each ``batch`` element.
+
+    The elements' own text lets an unchanged event be stored without re-encoding it
+    (re-encoding is most of the per-event cost). Spans are None unless the body is an
+    object whose ``batch`` is an array.
+    """
+    end = len(text)
+    i = _skip_ws(text, 0)
+    if not text.startswith("{", i):
+        return _DECODER.decode(text), None
+    obj: Dict[str, Any] = {}
+    spans: Optional[List[Tuple[int, int]]] = None
+    i = _skip_ws(text, i + 1)
+    if text.startswith("}", i):
+        i += 1
+    else:
+        while True:
+            if not text.startswith('"', i):
+                raise ValueError("expected a key")
+            key, i = _scanstring(text, i + 1, True)
+            i = _skip_ws(text, i)
+            if not text.startswith(":", i):
+                raise ValueError("expected ':'")
+            i = _skip_ws(text, i + 1)
+            key_spans: Optional[List[Tuple[int, int]]] = None
+            if key == "batch" and text.startswith("[", i):
+                value, key_spans, i = _decode_array(text, i)
+            else:
+                try:
+                    value, i = _scan_once(text, i)
+                except StopIteration:
+                    raise ValueError("expected a value") from None
+            if key == "batch":
+                spans = key_spans
+            obj[key] = value
+            i = _skip_ws(text, i)
+            if text.startswith(",", i):
+                i = _skip_ws(text, i + 1)
+            elif text.startswith("}", i):
+                i += 1
+                break
+            else:
+                raise ValueError("expected ',' or '}'")
+    if _skip_ws(text, i) != end:
+        raise ValueError("extra data")
+    return obj, spans
+
+
+def decode_json(body: bytes) -> Tuple[Any, Optional[List[Tuple[int, int]]], str]:
+    """Decode the body as the gateway would: (value, batch element spans, text).
+
+    Invalid UTF-8 becomes U+FFFD, as in Go. Raises ``ProtocolError('invalid_json')``.
+    """
+    text = body.decode("utf-8", "replace")
+    _flags.infinite = False
     try:
-        return json.loads(
-            body.decode("utf-8", "replace"),
-            parse_int=_parse_int,
-            parse_constant=_reject_constant,
-        )
+        value, spans = _decode_with_spans(text)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("invalid_json") from exc
+    if _flags.infinite:
+        spans = None  # re-encode every event, so that one holding infinity is refused
+    return value, spans, text
 
 
 # sjson.SetRawBytes(batchEvent, "batch.0", body) wraps single-type bodies in this template,
@@ -332,8 +454,12 @@ class RateLimiter:
 
 # --- the request pipeline -------------------------------------------------------------
 
-#: One stored row per event: (type, user_id, anonymous_id, message_id, event_name, payload).
-Row = Tuple[Optional[str], str, str, str, Optional[str], str]
+#: One stored row per event: (type, user_id, anonymous_id, message_id, event_name, payload,
+#: write_key, request_ip, received_at); the last three are the job-level fields.
+Row = Tuple[Optional[str], str, str, str, Optional[str], str, str, str, str]
+
+# One encoder for every event: json.dumps with keyword arguments builds a new one per call.
+_ENCODER = json.JSONEncoder(allow_nan=False, check_circular=False)
 
 
 @dataclass
@@ -346,14 +472,6 @@ class Accepted:
     received_at: str
     write_key: str
     size: int = 0
-
-
-def _event_name(event: Dict[str, Any]) -> Optional[str]:
-    """``event`` for track, else ``name`` (page/screen/group), for display and filters."""
-    name = event.get("event")
-    if not isinstance(name, str):
-        name = event.get("name")
-    return name if isinstance(name, str) else None
 
 
 def _job_run_id(first: Dict[str, Any]) -> bool:
@@ -386,9 +504,10 @@ def build_events(
     the gateway's order: JSON, single-type wrap, per-element checks, rate limit, size,
     empty batch. Nothing is kept from a refused request (all-or-nothing).
     """
-    data = decode_json(body)
+    data, spans, text = decode_json(body)
     size = len(body)
     if req_type != "batch":
+        spans = None
         if not isinstance(data, dict):
             raise ProtocolError("not_rudder_event")
         type_literal = len(json.dumps(req_type))
@@ -414,34 +533,65 @@ def build_events(
     contains_audience_list = False
     job_run = skip_rate_limit
     idents: List[Tuple[str, str, Optional[str]]] = []
+    append_ident = idents.append
+    # Text added to an event's original JSON, or None where it must be re-encoded.
+    extras: List[Optional[str]] = []
+    append_extra = extras.append
+    ip_json = _ENCODER.encode(ip_addr)
     for index, event in enumerate(batch):
-        if not isinstance(event, dict):
+        if event.__class__ is not dict:
             raise ProtocolError("not_rudder_event")
-        anonymous_id = _identity(event.get("anonymousId"))
-        user_id = _identity(event.get("userId"))
+        # Fast paths inline (plain printable ASCII ids); _identity handles the rest.
+        value = event.get("anonymousId")
+        if value.__class__ is str and value.isascii() and value.isprintable():
+            anonymous_id = value.strip()
+        else:
+            anonymous_id = _identity(value)
+        value = event.get("userId")
+        if value.__class__ is str and value.isascii() and value.isprintable():
+            user_id = value.strip()
+        else:
+            user_id = _identity(value)
         event_type = event.get("type")
-        if not isinstance(event_type, str):
+        if event_type.__class__ is not str:
             event_type = None
         if not anonymous_id and not user_id and event_type not in ("extract", "record"):
             raise ProtocolError("non_identifiable")
         if index == 0 and _job_run_id(event):
             job_run = True
-        event["rudderId"] = rudder_id(user_id, anonymous_id)
+        fast = spans is not None and "rudderId" not in event
+        rid = rudder_id(user_id, anonymous_id)
+        event["rudderId"] = rid
+        extra = ',"rudderId":"' + rid + '"'
         if "receivedAt" not in event:
             event["receivedAt"] = received_at
+            extra += ',"receivedAt":"' + received_at + '"'
         if "request_ip" in event:
             # rudder-server quirk: an event's own request_ip becomes the request's ip for
             # the events after it and for the stored job records (empty if not a string).
             given = event["request_ip"]
             ip_addr = given if isinstance(given, str) else ""
+            ip_json = _ENCODER.encode(ip_addr)
         else:
             event["request_ip"] = ip_addr
-        message_id = event.get("messageId")
-        message_id = sanitize_unicode(message_id).strip() if isinstance(message_id, str) else ""
-        event["messageId"] = message_id or str(uuid.uuid4())
+            extra += ',"request_ip":' + ip_json
+        original = event.get("messageId")
+        value = original
+        if value.__class__ is str:
+            if not (value.isascii() and value.isprintable()):
+                value = sanitize_unicode(value)
+            value = value.strip()
+        if not value or value.__class__ is not str:
+            value = str(uuid.uuid4())
+        if original is None and "messageId" not in event:
+            extra += ',"messageId":"' + value + '"'
+        elif value != original:
+            fast = False
+        event["messageId"] = value
         if event_type == "audiencelist":
             contains_audience_list = True
-        idents.append((user_id, anonymous_id, event_type))
+        append_ident((user_id, anonymous_id, event_type))
+        append_extra(extra if fast else None)
 
     if rate_limiter is not None and not job_run and not rate_limiter.allow(len(batch)):
         raise ProtocolError("rate_limited")
@@ -451,12 +601,35 @@ def build_events(
         raise ProtocolError("empty_batch")
 
     rows: List[Row] = []
-    dumps = json.dumps
+    append_row = rows.append
+    encode = _ENCODER.encode
     try:
-        for event, (user_id, anonymous_id, event_type) in zip(batch, idents):
-            payload = dumps(event, allow_nan=False)
-            rows.append(
-                (event_type, user_id, anonymous_id, event["messageId"], _event_name(event), payload)
+        for index, event in enumerate(batch):
+            user_id, anonymous_id, event_type = idents[index]
+            added = extras[index]
+            if added is None or spans is None:
+                payload = encode(event)
+            else:
+                start, stop = spans[index]
+                payload = text[start : stop - 1] + added + "}"
+            name: Optional[str]
+            name = event.get("event")
+            if name.__class__ is not str:
+                name = event.get("name")
+                if name.__class__ is not str:
+                    name = None
+            append_row(
+                (
+                    event_type,
+                    user_id,
+                    anonymous_id,
+                    event["messageId"],
+                    name,
+                    payload,
+                    write_key,
+                    ip_addr,
+                    received_at,
+                )
             )
     except (ValueError, TypeError) as exc:  # e.g. 1e999 decoded to inf: Go can't marshal it
         raise ProtocolError("invalid_json") from exc

@@ -392,12 +392,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error_key(exc.key)
             return
         try:
-            dev._store.insert(
-                accepted.rows,
-                write_key=accepted.write_key,
-                request_ip=accepted.request_ip,
-                received_at=accepted.received_at,
-            )
+            dev._store.insert(accepted.rows)
         except Exception as exc:  # the "DB store failed" answer: 500 with the raw error text
             logger.debug("devserver: store failed: %r", exc)
             self._send_error_text(500, str(exc) or exc.__class__.__name__)

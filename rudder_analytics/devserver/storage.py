@@ -8,18 +8,17 @@ not at all, like the gateway's jobsdb write. The in-memory counter lets tests bl
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .protocol import Row
+from .protocol import Row, load_payload
 
 __all__ = ["EventStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     type TEXT,
     user_id TEXT NOT NULL,
     anonymous_id TEXT NOT NULL,
@@ -57,21 +56,18 @@ class EventStore:
         self._count: int = int(row[0])
         self._closed = False
 
-    def insert(
-        self, rows: Sequence[Row], *, write_key: str, request_ip: str, received_at: str
-    ) -> None:
+    def insert(self, rows: Sequence[Row]) -> None:
         """Store one request's events in one transaction and wake the waiters."""
-        params = [(*row, write_key, request_ip, received_at) for row in rows]
         with self._cond:
             conn = self._conn
             conn.execute("BEGIN")
             try:
-                conn.executemany(_INSERT, params)
+                conn.executemany(_INSERT, rows)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-            self._count += len(params)
+            self._count += len(rows)
             self._cond.notify_all()
 
     @staticmethod
@@ -94,14 +90,14 @@ class EventStore:
     def events(self, **filters: Optional[str]) -> List[Dict[str, Any]]:
         """Stored events (as enriched by the gateway rules), oldest first."""
         rows = self._select("payload", filters)
-        return [json.loads(row[0]) for row in rows]
+        return [load_payload(row[0]) for row in rows]
 
     def jobs(self, **filters: Optional[str]) -> List[Dict[str, Any]]:
         """Stored records in the gateway's job shape (batch, requestIP, writeKey, receivedAt)."""
         rows = self._select("payload, request_ip, write_key, received_at", filters)
         return [
             {
-                "batch": [json.loads(payload)],
+                "batch": [load_payload(payload)],
                 "requestIP": request_ip,
                 "writeKey": write_key,
                 "receivedAt": received_at,
