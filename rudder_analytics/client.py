@@ -102,7 +102,7 @@ class Client:
         self._local = threading.local()
         if config.debug:
             _enable_debug_logging()
-        if config.send and not config.sync_mode and config.atexit:
+        if config.send:  # fork hook for all (sessions); exit hook acts if config.atexit
             lifecycle.track(self)
         logger.info(
             "rudder_analytics client for %s (%s mode)", config.data_plane_url,
@@ -362,6 +362,8 @@ class Client:
 
     def _at_exit(self) -> None:
         """The exit hook: deliver within ``shutdown_timeout``, report what was lost."""
+        if not self.config.atexit or self._sync:
+            return
         try:
             self.shutdown(self.config.shutdown_timeout)
         except Exception:  # never let the exit hook raise

@@ -185,3 +185,19 @@ def test_module_level_batch(dataplane: DevServer) -> None:
         rudder_analytics.shutdown(timeout=5)
         rudder_analytics.write_key = None
         rudder_analytics.data_plane_url = None
+
+
+def test_sync_client_in_forked_child(dataplane: DevServer) -> None:
+    """A sync client used before and after fork: the child opens its own connection."""
+    import os
+
+    client = Client(WRITE_KEY, dataplane.url, sync_mode=True)
+    assert client.track(user_id="parent", event="before")[0]
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        ok = client.track(user_id="child", event="in-child")[0]
+        os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert client.track(user_id="parent", event="after")[0]
+    assert sorted(e["event"] for e in dataplane.events()) == ["after", "before", "in-child"]
