@@ -23,7 +23,7 @@ from .exceptions import (
     TransportError,
 )
 from .messages import now_iso
-from .retry import RetrySchedule, is_retryable_status, wait_until
+from .retry import RetryAfterGate, RetrySchedule, is_retryable_status, wait_until
 from .stats import DropReason, Stats
 from .transport import Attempt, Transport
 
@@ -87,11 +87,19 @@ def _error_for(attempt: Attempt) -> DeliveryError:
 class Deliverer:
     """Sends chunks through one :class:`Transport`, applying the retry policy."""
 
-    def __init__(self, config: Config, stats: Stats, transport: Optional[Transport] = None):
+    def __init__(
+        self,
+        config: Config,
+        stats: Stats,
+        transport: Optional[Transport] = None,
+        gate: Optional[RetryAfterGate] = None,
+    ):
         self._config = config
         self._stats = stats
         self.transport = transport or Transport(config)
         self._arity = config.error_callback_arity
+        self._gate = gate or RetryAfterGate()
+        """Shared by the workers of one client: a Retry-After holds back all of them."""
 
     def deliver(
         self,
@@ -138,6 +146,14 @@ class Deliverer:
         attempts = 0
         debug = logger.isEnabledFor(logging.DEBUG)
         while True:
+            hold = self._gate.until  # set when any worker was told to wait (Retry-After)
+            if hold > time.monotonic() and (hold > limit or not wait_until(hold, cancel)):
+                reason = DropReason.SHUTDOWN if cancel.is_set() else DropReason.RETRIES_EXHAUSTED
+                held = DeliveryError("not sent: the data plane asked to wait (Retry-After)")
+                return self._give_up(
+                    reason, chunk, RequestResult(None, "", len(chunk), False, attempts, held),
+                    attempts, held,
+                )
             attempts += 1
             body = build_body(chunk, now_iso())
             attempt = self.transport.post(body)
@@ -170,6 +186,7 @@ class Deliverer:
             delay = schedule.next_delay()
             if attempt.retry_after is not None:
                 delay = attempt.retry_after  # obeyed exactly: no jitter, never shortened
+                self._gate.hold_until(time.monotonic() + delay)
             retry_at = time.monotonic() + delay
             if retry_at > limit:
                 return self._give_up(DropReason.RETRIES_EXHAUSTED, chunk, result, attempts, error)

@@ -22,6 +22,7 @@ import backoff
 
 __all__ = [
     "MAX_RETRY_AFTER",
+    "RetryAfterGate",
     "RetrySchedule",
     "is_retryable_status",
     "parse_retry_after",
@@ -83,3 +84,22 @@ def wait_until(deadline: float, cancel: threading.Event) -> bool:
             return not cancel.is_set()
         if cancel.wait(remaining):
             return False
+
+
+class RetryAfterGate:
+    """A data plane's ``Retry-After``, shared by every worker of one client.
+
+    ``Retry-After`` speaks for the server, not for the one request it answered: once
+    any worker reads it, no worker sends again before it expires.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.until = 0.0
+        """``time.monotonic()`` before which nothing may be sent."""
+
+    def hold_until(self, when: float) -> None:
+        """Extend the hold to ``when`` (never shortens it)."""
+        with self._lock:
+            if when > self.until:
+                self.until = when

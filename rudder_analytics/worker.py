@@ -24,6 +24,7 @@ from .buffer import EventBuffer
 from .config import Config
 from .delivery import Deliverer
 from .encoding import body_overhead, decode_message, message_overhead
+from .retry import RetryAfterGate
 from .stats import DropReason, Stats
 
 __all__ = ["WorkerPool"]
@@ -48,6 +49,7 @@ class WorkerPool:
         self._flush_target = 0
         self._threads: list[threading.Thread] = []
         self._deliverers: list[Deliverer] = []
+        self._gate = RetryAfterGate()
         self._start_lock = threading.Lock()
         self.started = False
         self.stopping = threading.Event()
@@ -68,7 +70,7 @@ class WorkerPool:
                 return bool(self._threads)
             self.started = True
             for index in range(self._config.thread):
-                deliverer = Deliverer(self._config, self._stats)
+                deliverer = Deliverer(self._config, self._stats, gate=self._gate)
                 thread = threading.Thread(
                     target=self._run, args=(index, deliverer),
                     name=f"rudder-analytics-worker-{index}", daemon=True,
@@ -193,7 +195,7 @@ class WorkerPool:
             if not batch:
                 break
             if deliverer is None:
-                deliverer = Deliverer(self._config, self._stats)
+                deliverer = Deliverer(self._config, self._stats, gate=self._gate)
             try:
                 deliverer.deliver(batch, cancel=self.abort, deadline=deadline)
             except Exception:
