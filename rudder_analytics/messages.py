@@ -11,11 +11,12 @@ attempt by the worker, not here.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import itertools
 import os
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from . import validation as v
 from .version import VERSION
@@ -180,15 +181,15 @@ def build_identify(
 
 def _page_like(
     kind: str,
-    user_id: Any,
-    category: Any,
-    name: Any,
-    properties: Any,
-    context: Any,
-    timestamp: Any,
-    anonymous_id: Any,
-    integrations: Any,
-    message_id: Any,
+    user_id: Any = None,
+    category: Any = None,
+    name: Any = None,
+    properties: Any = None,
+    context: Any = None,
+    timestamp: Any = None,
+    anonymous_id: Any = None,
+    integrations: Any = None,
+    message_id: Any = None,
 ) -> Message:
     props = dict(v.optional_mapping(properties, "properties") or ())
     name_text = v.optional_name(name, "name")
@@ -204,40 +205,12 @@ def _page_like(
     return _common(message, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
 
-def build_page(
-    user_id: Any = None,
-    category: Any = None,
-    name: Any = None,
-    properties: Any = None,
-    context: Any = None,
-    timestamp: Any = None,
-    anonymous_id: Any = None,
-    integrations: Any = None,
-    message_id: Any = None,
-) -> Message:
-    """A ``page`` message; ``name`` and ``category`` are copied into properties too."""
-    return _page_like(
-        "page", user_id, category, name, properties, context, timestamp, anonymous_id,
-        integrations, message_id,
-    )
+build_page: Callable[..., Message] = functools.partial(_page_like, "page")
+"""A ``page`` message; ``name`` and ``category`` are copied into properties too.
+Arguments as :meth:`Client.page`."""
 
-
-def build_screen(
-    user_id: Any = None,
-    category: Any = None,
-    name: Any = None,
-    properties: Any = None,
-    context: Any = None,
-    timestamp: Any = None,
-    anonymous_id: Any = None,
-    integrations: Any = None,
-    message_id: Any = None,
-) -> Message:
-    """A ``screen`` message, shaped like ``page``."""
-    return _page_like(
-        "screen", user_id, category, name, properties, context, timestamp, anonymous_id,
-        integrations, message_id,
-    )
+build_screen: Callable[..., Message] = functools.partial(_page_like, "screen")
+"""A ``screen`` message, shaped like ``page``."""
 
 
 def build_group(
