@@ -467,6 +467,15 @@ def _accepted(kind: str) -> Dict[str, str]:
 _ACCEPTED = {kind: _accepted(kind) for kind in _TYPE_KEYS}
 
 
+def _suggest(key: str, accepted: Mapping[str, str]) -> str:
+    """A ``did you mean`` hint: same letters in another case or spelling first, then close."""
+    folded = key.lower().replace("_", "")
+    same = [name for name in accepted if name.lower().replace("_", "") == folded]
+    close = sorted(same, key=lambda name: "_" in name) or difflib.get_close_matches(
+        key, sorted(accepted), n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
 def parse_line(data: Any) -> Tuple[str, Dict[str, Any]]:
     """A decoded JSON line -> (type, builder keyword arguments); raises LineError."""
     if not isinstance(data, dict):
@@ -489,8 +498,7 @@ def parse_line(data: Any) -> Tuple[str, Dict[str, Any]]:
         if kwarg is None:
             if key in _ALL_FIELD_KEYS:
                 raise LineError(f'field "{key}" does not apply to {kind}')
-            close = difflib.get_close_matches(key, sorted(accepted), n=1)
-            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            hint = _suggest(key, accepted)
             raise LineError(f'unknown field "{key}"{hint}')
         if kwarg in kwargs:
             raise LineError(f'field "{key}" is given twice (camelCase and snake_case)')
