@@ -161,20 +161,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"rudder-analytics dev-server: {exc}", file=sys.stderr)
         return 1
 
-    if args.json:
-        banner: Dict[str, Any] = {
-            "listening": server.url,
-            "write_keys": list(server.write_keys),
-            "disabled_write_keys": list(server.disabled_write_keys),
-        }
-        print(json.dumps(banner), flush=True)
-    else:
-        line = f"rudder-analytics dev-server listening on {server.url}"
-        line += f"  write keys: {', '.join(server.write_keys)}"
-        if server.disabled_write_keys:
-            line += f"  disabled: {', '.join(server.disabled_write_keys)}"
-        print(line, flush=True)
-
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: Optional[FrameType]) -> None:
@@ -186,6 +172,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             with contextlib.suppress(ValueError, OSError):  # unusual platforms
                 previous[sig] = signal.signal(sig, _on_signal)
     try:
+        # The banner comes after the handlers, so a signal sent on seeing it stops cleanly.
+        if args.json:
+            banner: Dict[str, Any] = {
+                "listening": server.url,
+                "write_keys": list(server.write_keys),
+                "disabled_write_keys": list(server.disabled_write_keys),
+            }
+            print(json.dumps(banner), flush=True)
+        else:
+            line = f"rudder-analytics dev-server listening on {server.url}"
+            line += f"  write keys: {', '.join(server.write_keys)}"
+            if server.disabled_write_keys:
+                line += f"  disabled: {', '.join(server.disabled_write_keys)}"
+            print(line, flush=True)
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:  # pragma: no cover - only if SIGINT handling was refused

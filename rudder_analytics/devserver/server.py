@@ -292,15 +292,18 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._record = record
         self._lose_response = False
-        dev._log_request(record)
         if (
             self.command == "OPTIONS"
             and self._header("Access-Control-Request-Method")
             and self._header("Origin")
         ):
+            dev._log_request(record)
             self._preflight()
             return
-        if not dev._enter():
+        admitted = dev._enter()
+        # Logged once admitted: a test that saw request n logged knows it holds a slot.
+        dev._log_request(record)
+        if not admitted:
             self._finish_unread()
             self._send_error_text(503, message("service_unavailable"))
             return
