@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import signal
 import sys
 import threading
@@ -141,6 +142,23 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     console = None if args.quiet else ("json" if args.json else "text")
+    # The command is an application: show the package's warnings (non-loopback host,
+    # handler errors) on stderr for as long as it runs.
+    log = logging.getLogger("rudder_analytics.devserver")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("rudder-analytics dev-server: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    log.addHandler(handler)
+    propagate, log.propagate = log.propagate, False
+    try:
+        return _run(args, console)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+def _run(args: argparse.Namespace, console: Optional[str]) -> int:
+    """Start the server, print the start line, serve until a signal."""
     try:
         server = DevServer(
             write_keys=args.write_keys or (DEFAULT_WRITE_KEY,),

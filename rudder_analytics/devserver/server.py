@@ -227,7 +227,7 @@ class _Server(ThreadingHTTPServer):
         if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
             logger.debug("connection from %s ended: %r", client_address, exc)
         else:
-            logger.exception("devserver: error while handling a request from %s", client_address)
+            logger.exception("error while handling a request from %s", client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -397,7 +397,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             dev._store.insert(accepted.rows)
         except Exception as exc:  # the "DB store failed" answer: 500 with the raw error text
-            logger.debug("devserver: store failed: %r", exc)
+            logger.debug("store failed: %r", exc)
             self._send_error_text(500, str(exc) or exc.__class__.__name__)
             return
         record.events = len(accepted.rows)
@@ -584,7 +584,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             status, value = control.dispatch(self._dev, self.command, path, query, body)
         except Exception as exc:  # a bug must not kill the connection silently
-            logger.exception("devserver: control request %s %s failed", self.command, path)
+            logger.exception("control request %s %s failed", self.command, path)
             status, value = 500, {"error": repr(exc)}
         data = json.dumps(value, ensure_ascii=True).encode("ascii")
         self._send(status, data, _JSON)
@@ -674,8 +674,8 @@ class DevServer:
             raise RuntimeError("a DevServer can be started once")
         if not is_loopback(self.host):
             logger.warning(
-                "devserver: listening on %r, which is not a loopback address: anyone who can"
-                " reach it can send events and use the /_dev/ control API",
+                "listening on %s, which is not a loopback address: anyone who can reach it"
+                " can send events and use the /_dev/ control API",
                 self.host,
             )
         httpd = _Server((self.host, self._requested_port), self)
