@@ -676,3 +676,65 @@ def test_big_integers_lose_precision_like_float64(server: DevServer) -> None:
     properties = server.events()[0]["properties"]
     assert properties["small"] == 7 and isinstance(properties["small"], int)
     assert properties["big"] == float(big) != big
+
+
+def test_decoder_accepts_exactly_what_json_accepts() -> None:
+    """The span-finding decoder (used to store unchanged events without re-encoding)
+    accepts and rejects the same bodies as ``json.loads``, and gives the same values."""
+    import random
+
+    from rudder_analytics.devserver import protocol
+
+    def reference(text: str) -> Any:
+        try:
+            return json.loads(text, parse_constant=protocol._reject_constant)
+        except ValueError:
+            return "<invalid>"
+
+    def ours(text: str) -> Any:
+        try:
+            return protocol._decode_with_spans(text)[0]
+        except ValueError:
+            return "<invalid>"
+
+    seeds = [
+        '{"batch": [{"userId": "u", "a": [1, 2.5, {"x": null}]}, {"anonymousId": "b"}]}',
+        ' {"a" : 1 , "batch" : [ {"k":"v"} , 3 ] } ',
+        '{"batch": [1], "batch": [{"u": 1}]}',
+        '{"batch":[]}',
+        "[]",
+        '"s"',
+    ]
+    pieces = [*'{}[],:" \n\tab0123456789.-eE\\', "true", "null", '"batch"', "NaN"]
+    rng = random.Random(20260819)
+    for _ in range(3000):
+        text = rng.choice(seeds)
+        for _ in range(rng.randint(0, 3)):
+            at = rng.randint(0, len(text))
+            if rng.random() < 0.5:
+                text = text[:at] + rng.choice(pieces) + text[at:]
+            else:
+                text = text[:at] + text[at + rng.randint(1, 4) :]
+        assert repr(ours(text)) == repr(reference(text)), text
+
+
+def test_stored_payloads_equal_the_enriched_events(server: DevServer) -> None:
+    """Whether an event is stored from its request text (unchanged events) or re-encoded
+    (changed ones), reading it back gives the event as the server enriched it."""
+    events = [
+        {"type": "track", "userId": "a", "messageId": "m1", "properties": {"x": [1, 2.5, None]}},
+        {"type": "track", "userId": "b", "messageId": " padded "},
+        {"type": "track", "userId": "c", "rudderId": "mine", "receivedAt": "r", "request_ip": "i"},
+        {"type": "track", "userId": "d", "messageId": "m4", "text": '\u00e9\u4e2d\U0001f600\\"'},
+    ]
+    body = json.dumps({"batch": events}, indent=2).encode()
+    assert_ok(post(server.url, body))
+    stored = server.events()
+    assert [e["userId"] for e in stored] == ["a", "b", "c", "d"]
+    assert stored[0]["properties"] == {"x": [1, 2.5, None]}
+    assert stored[1]["messageId"] == "padded"
+    assert stored[2]["rudderId"] == md5_uuid("c", "")
+    assert (stored[2]["receivedAt"], stored[2]["request_ip"]) == ("r", "i")
+    assert stored[3]["text"] == '\u00e9\u4e2d\U0001f600\\"'
+    for event in stored:
+        assert set(event) >= {"rudderId", "receivedAt", "request_ip", "messageId"}
