@@ -26,20 +26,39 @@ __all__ = [
 ]
 
 
+# rudder-go-kit sanitize.Unicode removes these (and every non-printable character) from
+# userId and anonymousId before the data plane checks that one of them is non-empty.
+_INVISIBLE = frozenset(
+    "\u0000\u0009\u00a0\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e"
+    "\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u200b\u200c"
+    "\u200d\u200e\u200f\u202f\u205f\u2060\u2061\u2062\u2063\u2064\u206a\u206b\u206c"
+    "\u206d\u206e\u206f\u3000\u2800\u3164\ufeff\uffa0"
+)
+
+
+def _blank(text: str) -> bool:
+    """True if the data plane would see an empty id: nothing left once it drops invisible
+    and non-printable characters and trims. Such an id makes it refuse the whole batch."""
+    if text.isascii() and text.isprintable():
+        return not text.strip()
+    return not "".join(c for c in text if c.isprintable() and c not in _INVISIBLE).strip()
+
+
 def optional_id(value: Any, field: str) -> Optional[str]:
     """Stringify an id exactly (``157963456373623802`` stays ``"157963456373623802"``).
 
-    ``0`` is a valid id; ``None`` and blank strings mean "absent".
+    ``0`` is a valid id; ``None`` and blank strings (blank as the data plane sees them,
+    e.g. only zero-width spaces) mean "absent".
     """
     if value is None:
         return None
     if type(value) is str:
-        return value if value.strip() else None
+        return None if _blank(value) else value
     if isinstance(value, bool):
         raise InvalidTypeError(f"{field} must be a string or a number, not bool")
     if isinstance(value, (str, int, uuid.UUID, Decimal)):
         text = str(value)
-        return text if text.strip() else None
+        return None if _blank(text) else text
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             raise ValidationError(f"{field} must be a finite number")
