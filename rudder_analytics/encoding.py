@@ -82,6 +82,14 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode a value of type {type(value).__name__}")
 
 
+def _int_text(value: int, path: str) -> str:
+    """``str(value)``, or ValidationError past Python's int-to-str digit limit (4300)."""
+    try:
+        return str(value)
+    except ValueError:
+        raise ValidationError(f"{path}: an integer too large to send") from None
+
+
 def _key(key: Any, path: str) -> str:
     """Turn a mapping key into a JSON object key, as json.dumps does."""
     if isinstance(key, str):
@@ -93,7 +101,7 @@ def _key(key: Any, path: str) -> str:
     if key is None:
         return "null"
     if isinstance(key, int):
-        return str(key)
+        return _int_text(int(key), path)
     if isinstance(key, float):
         return json.dumps(key) if math.isfinite(key) else "null"
     if isinstance(key, enum.Enum):
@@ -117,7 +125,7 @@ def _sanitize(value: Any, path: str, depth: int = 0) -> Any:
         return value
     if isinstance(value, int) and not isinstance(value, enum.Enum):
         value = int(value)
-        return str(value) if abs(value) > MAX_SAFE_INTEGER else value
+        return _int_text(value, path) if abs(value) > MAX_SAFE_INTEGER else value
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, Mapping):

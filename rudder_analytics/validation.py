@@ -57,7 +57,10 @@ def optional_id(value: Any, field: str) -> Optional[str]:
     if isinstance(value, bool):
         raise InvalidTypeError(f"{field} must be a string or a number, not bool")
     if isinstance(value, (str, int, uuid.UUID, Decimal)):
-        text = str(value)
+        try:
+            text = str(value)
+        except ValueError:  # an int past sys.get_int_max_str_digits() (4300 by default)
+            raise ValidationError(f"{field} is a number too large to send") from None
         return None if _blank(text) else text
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
