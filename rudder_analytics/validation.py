@@ -115,7 +115,10 @@ def timestamp(value: Any, field: str = "timestamp") -> Optional[_dt.datetime]:
     if isinstance(value, _dt.datetime):
         if value.tzinfo is None:
             return value.replace(tzinfo=_dt.timezone.utc)
-        return value.astimezone(_dt.timezone.utc)
+        try:
+            return value.astimezone(_dt.timezone.utc)
+        except (OverflowError, ValueError) as exc:  # year 1 at +05:00 is before year 1 UTC
+            raise ValidationError(f"{field} is out of range in UTC: {exc}") from None
     if isinstance(value, _dt.date):
         return _dt.datetime(value.year, value.month, value.day, tzinfo=_dt.timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
