@@ -322,9 +322,13 @@ def _decode_array(text: str, i: int) -> Tuple[List[Any], List[Tuple[int, int]], 
         add_item(value)
         add_span((i, end))
         c = text[end : end + 1]
-        if c == ",":  # compact JSON: no call needed
+        if c == ",":  # the usual separators "," and ", " need no call
             i = end + 1
-            if text[i : i + 1] in _WS_CHARS:
+            c = text[i : i + 1]
+            if c == " ":
+                i += 1
+                c = text[i : i + 1]
+            if not c or c in _WS_CHARS:
                 i = _skip_ws(text, i)
             continue
         i = _skip_ws(text, end)
