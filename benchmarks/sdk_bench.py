@@ -37,6 +37,7 @@ DEFAULT_SDKS = "ours,rudder,segment,posthog"
 BASELINE = "rudder"
 PHASES = ("delivery", "burst", "memory")
 CAPACITY_FACTOR = 3.0
+CAPACITY_DEPTH = 4  # requests in flight in the capacity probe
 X = "\u00d7"  # the multiplication sign, for ratios
 
 SDK_LABELS = {
@@ -170,9 +171,17 @@ def cpu_plan(no_pin: bool) -> tuple[int, int, str]:
 class SinkProcess:
     """The sink as a child process; ``port`` once it listens."""
 
-    def __init__(self, cpu: int) -> None:
+    def __init__(self, cpu: int, nice: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(SINK), "--cpu", str(cpu), "--exit-with-parent"],
+            [
+                sys.executable,
+                str(SINK),
+                "--cpu",
+                str(cpu),
+                "--nice",
+                str(nice),
+                "--exit-with-parent",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -215,10 +224,10 @@ def run_json(cmd: list[str], timeout: float, prefix: str = "") -> tuple[dict[str
     return {}, f"exit {proc.returncode}: " + " | ".join(tail)
 
 
-def measure_capacity(port: int, cpu: int, seconds: float) -> dict[str, Any]:
+def measure_capacity(port: int, cpu: int, seconds: float, nice: int) -> dict[str, Any]:
     """Run the sink's capacity probe (a tight loop of pre-built gzip batches of 100)."""
     cmd = [sys.executable, str(SINK), "capacity", "--port", str(port), "--cpu", str(cpu)]
-    cmd += ["--seconds", str(seconds)]
+    cmd += ["--seconds", str(seconds), "--nice", str(nice), "--depth", str(CAPACITY_DEPTH)]
     result, err = run_json(cmd, timeout=seconds + 60)
     if err:
         log(f"capacity probe failed: {err}")
@@ -285,7 +294,11 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
         f"- {info['events']:,} events per phase, {info['repeat']} repetition(s), medians shown; "
         f"ratios are to {SDK_LABELS[BASELINE]} measured in the same run."
     )
-    out.append(f"- Pinning: {info['pinning']}.")
+    out.append(
+        f"- Pinning: {info['pinning']}. Priority: nice {info['nice']} requested for the "
+        f"sink and the drivers. Load average {info['load']} (other processes on the "
+        f"machine disturb every figure; compare only figures from one run)."
+    )
     cap = info.get("capacity_events_per_s", math.nan)
     sdk_rates = {
         s: m.get("e2e_events_per_s", math.nan)
@@ -298,7 +311,9 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
         verdict = "OK" if factor >= CAPACITY_FACTOR else f"**below the {CAPACITY_FACTOR:g}{X} bar**"
         out.append(
             f"- Sink capacity: {cap:,.0f} events/s (lowest of {info['capacity_runs']} probes: one "
-            f"keep-alive connection posting a pre-built gzip batch of 100 in a tight loop) = "
+            f"keep-alive connection posting a pre-built gzip batch of 100 in a tight loop, "
+            f"{CAPACITY_DEPTH} requests in flight; {info['capacity_per_cpu_s']:,.0f} events per "
+            f"second of sink CPU) = "
             f"{factor:.1f}{X} the fastest SDK ({SDK_LABELS.get(fastest, fastest)}, "
             f"{sdk_rates[fastest]:,.0f} events/s): {verdict}."
         )
@@ -344,6 +359,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--phases", default=",".join(PHASES))
     parser.add_argument("--no-floor", action="store_true", help="skip the no-SDK harness floor")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=-10,
+        help="nice increment for the sink and drivers (root only; 0: leave as is)",
+    )
     parser.add_argument("--capacity-seconds", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=120.0, help="bound on each wait")
     parser.add_argument("--results", default=str(RESULTS_MD), help="markdown output file")
@@ -377,17 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     for msg in skipped:
         log(f"skipping {msg}")
 
-    sink = SinkProcess(sink_cpu)
+    sink = SinkProcess(sink_cpu, args.nice)
+    load_start = _loadavg()
     log(f"sink on 127.0.0.1:{sink.port} ({sink.pinned}); {pinning}")
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sdks}
     failures: list[str] = []
     sdk_meta: dict[str, dict[str, Any]] = {}
     capacities: list[float] = []
     try:
-        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds)
+        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds, args.nice)
         if cap:
-            capacities.append(cap["events_per_s"])
-            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s")
+            capacities.append(cap)
+            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s ({cap.get('pinned')})")
         phase_timeout = 3 * args.timeout + 300
         for rep in range(args.repeat):
             for sdk in sdks:
@@ -398,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                     cmd = [str(venv_python(sdk)), str(DRIVER), "--sdk", adapter_for(sdk)]
                     cmd += ["--phase", phase, "--port", str(sink.port), "--cpu", str(sdk_cpu)]
                     cmd += ["--events", str(args.events), "--timeout", str(args.timeout)]
+                    cmd += ["--nice", str(args.nice)]
                     t0 = time.monotonic()
                     res, err = run_json(cmd, phase_timeout, prefix="RESULT ")
                     took = time.monotonic() - t0
@@ -414,10 +437,10 @@ def main(argv: list[str] | None = None) -> int:
                         meta["down_settings"] = res.get("settings")
                     log(f"[{rep + 1}/{args.repeat}] {sdk} {phase}: {took:.1f}s {_brief(res)}")
                 runs[sdk].append(result)
-        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds)
+        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds, args.nice)
         if cap:
-            capacities.append(cap["events_per_s"])
-            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s")
+            capacities.append(cap)
+            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s ({cap.get('pinned')})")
     finally:
         sink.stop()
 
@@ -432,7 +455,14 @@ def main(argv: list[str] | None = None) -> int:
         "events": args.events,
         "repeat": args.repeat,
         "pinning": pinning,
-        "capacity_events_per_s": min(capacities) if capacities else math.nan,
+        "nice": args.nice,
+        "capacity_events_per_s": min(c["events_per_s"] for c in capacities)
+        if capacities
+        else math.nan,
+        "capacity_per_cpu_s": min(c.get("events_per_sink_cpu_s") or math.nan for c in capacities)
+        if capacities
+        else math.nan,
+        "load": f"{load_start} at the start, {_loadavg()} at the end",
         "capacity_runs": len(capacities),
         "verified": verified,
         "mismatches": mismatches,
@@ -469,6 +499,14 @@ def _brief(res: dict[str, Any]) -> str:
         "bytes_per_event",
     )
     return " ".join(f"{k}={res[k]:.4g}" for k in keys if isinstance(res.get(k), (int, float)))
+
+
+def _loadavg() -> str:
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def _cpu_model() -> str:

@@ -51,6 +51,16 @@ def pin_to_cpu(cpu: int | None) -> str:
     return f"pinned to cpu {cpu}"
 
 
+def renice(increment: int) -> str:
+    """Lower this process's nice value by ``-increment`` (root only); return a note."""
+    if not increment:
+        return ""
+    try:
+        return f", nice {os.nice(increment)}"
+    except OSError as exc:
+        return f", nice unchanged ({exc.strerror})"
+
+
 def sink_get(port: int, path: str, timeout: float = 10.0) -> dict[str, Any]:
     """GET a control path on the sink; return its JSON answer."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
@@ -258,7 +268,7 @@ def closed_port() -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the adapter for the phase and run it."""
-    pinned = pin_to_cpu(args.cpu)
+    pinned = pin_to_cpu(args.cpu) + renice(args.nice)
     # A handler on the root logger: SDK warnings ("queue is full", retries) are not printed
     # by logging's last-resort handler, as in an application that configured logging.
     logging.getLogger().addHandler(logging.NullHandler())
@@ -290,6 +300,7 @@ def main() -> None:
     parser.add_argument("--phase", required=True, choices=["delivery", "burst", "memory"])
     parser.add_argument("--port", type=int, default=0, help="the sink's port")
     parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--nice", type=int, default=0, help="nice increment (e.g. -10)")
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=120.0, help="bound on every wait")
     args = parser.parse_args()
