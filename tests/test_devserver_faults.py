@@ -316,6 +316,28 @@ def test_request_log_records(server: DevServer) -> None:
     assert record.received_at > 0
 
 
+def test_request_log_is_bounded() -> None:
+    """The request log keeps the newest requests within its count and byte budgets, so
+    long runs do not grow without end; wait_for_requests still counts every request."""
+    with DevServer(write_keys=(KEY,), request_log_size=3) as server:
+        for n in range(5):
+            send(server, batch(1, user_id=f"r{n}"))
+        assert server.wait_for_requests(5, timeout=10)
+        users = [json.loads(r.body or b"{}")["batch"][0]["userId"] for r in server.requests()]
+        assert users == ["r2", "r3", "r4"]
+    body = batch(10)
+    size = len(json.dumps(body))
+    with DevServer(write_keys=(KEY,), request_log_bytes=size * 2 + 10) as server:
+        for _ in range(4):
+            send(server, body)
+        assert len(server.requests()) == 2
+        assert server.count() == 40
+    with DevServer(write_keys=(KEY,), request_log_size=0) as server:
+        send(server)
+        assert server.requests() == []
+        assert server.wait_for_requests(1, timeout=10)
+
+
 def test_reset_clears_events_log_and_faults(server: DevServer) -> None:
     """reset() empties the store and the request log and removes every fault."""
     send(server, batch(3))

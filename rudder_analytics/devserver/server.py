@@ -22,7 +22,7 @@ import time
 import zlib
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import formatdate
 from http import HTTPStatus
@@ -136,6 +136,8 @@ class RequestRecord:
     fault: Optional[str] = None
     events: int = 0
     client: str = ""
+    _body_bytes: int = field(default=0, repr=False, compare=False)
+    _evicted: bool = field(default=False, repr=False, compare=False)
 
     def json(self) -> Any:
         """The body parsed as JSON (None when there is no body)."""
@@ -363,7 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = gzip.decompress(raw)
             except (OSError, EOFError, zlib.error):
                 body = None
-        record.body = body
+        dev._log_body(record, body)
         latency = dev._faults.latency
         if latency > 0 and dev._stopping.wait(latency):
             self._abort()
@@ -614,6 +616,7 @@ class DevServer:
         *,
         console_stream: Optional[TextIO] = None,
         request_log_size: int = 10_000,
+        request_log_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.write_keys: Tuple[str, ...] = _keys(write_keys, "write_keys")
         self.disabled_write_keys: Tuple[str, ...] = _keys(
@@ -628,8 +631,8 @@ class DevServer:
             raise ValueError("max_request_bytes must be positive")
         if max_concurrent_requests is not None and max_concurrent_requests < 1:
             raise ValueError("max_concurrent_requests must be at least 1")
-        if request_log_size < 0:
-            raise ValueError("request_log_size must not be negative")
+        if request_log_size < 0 or request_log_bytes < 0:
+            raise ValueError("request_log_size and request_log_bytes must not be negative")
         self.max_request_bytes = max_request_bytes
         self.legacy_bodies = bool(legacy_bodies)
         self.rate_limit = rate_limit
@@ -650,7 +653,10 @@ class DevServer:
         self._health: bytes = b""
 
         self._log_cond = threading.Condition(threading.Lock())
-        self._log: Deque[RequestRecord] = deque(maxlen=request_log_size or None)
+        self._log: Deque[RequestRecord] = deque()
+        self._log_size = request_log_size
+        self._log_bytes_limit = request_log_bytes
+        self._log_bytes = 0
         self._received = 0
 
         self._inflight_lock = threading.Lock()
@@ -825,7 +831,11 @@ class DevServer:
     # --- request log -------------------------------------------------------------------
 
     def requests(self) -> List[RequestRecord]:
-        """Snapshots of the logged requests (oldest first; ``/_dev/`` calls excluded)."""
+        """Snapshots of the logged requests, oldest first (``/_dev/`` calls excluded).
+
+        The log keeps the newest ``request_log_size`` requests whose bodies together fit
+        in ``request_log_bytes``; ``wait_for_requests`` counts every request regardless.
+        """
         with self._log_cond:
             return [replace(r) for r in self._log]
 
@@ -841,7 +851,10 @@ class DevServer:
         if self._limiter is not None:
             self._limiter.reset()
         with self._log_cond:
+            for record in self._log:
+                record._evicted = True
             self._log.clear()
+            self._log_bytes = 0
             self._received = 0
 
     # --- faults ------------------------------------------------------------------------
@@ -938,9 +951,30 @@ class DevServer:
 
     def _log_request(self, record: RequestRecord) -> None:
         with self._log_cond:
-            self._log.append(record)
             self._received += 1
+            if self._log_size:
+                self._log.append(record)
+                self._trim_log()
+            else:
+                record._evicted = True
             self._log_cond.notify_all()
+
+    def _log_body(self, record: RequestRecord, body: Optional[bytes]) -> None:
+        """Attach the body to a logged request, keeping the log within its byte budget."""
+        with self._log_cond:
+            record.body = body
+            if body is not None and not record._evicted:
+                record._body_bytes = len(body)
+                self._log_bytes += len(body)
+                self._trim_log()
+
+    def _trim_log(self) -> None:
+        """Drop the oldest records beyond ``request_log_size`` or ``request_log_bytes``."""
+        log = self._log
+        while log and (len(log) > self._log_size or self._log_bytes > self._log_bytes_limit):
+            old = log.popleft()
+            old._evicted = True
+            self._log_bytes -= old._body_bytes
 
     def _enter(self) -> bool:
         limit = self.max_concurrent_requests
