@@ -409,12 +409,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, dev._ok_body, _TEXT)
 
     def _request_ip(self) -> str:
+        """go-kit ``GetRequestIP``: the first X-Forwarded-For entry, else the peer host
+        (RemoteAddr without its port, so an IPv6 peer keeps its brackets)."""
         forwarded = self._header("X-Forwarded-For")
         if forwarded:
-            first = forwarded.split(",", 1)[0].replace(" ", "")
+            first = forwarded.split(",", 1)[0]
             if first:
-                return first
-        return str(self.client_address[0])
+                return first.replace(" ", "")
+        peer = str(self.client_address[0])
+        return f"[{peer}]" if ":" in peer else peer
 
     # --- request bodies --------------------------------------------------------------
 
