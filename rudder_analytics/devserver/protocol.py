@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from functools import lru_cache
 from hashlib import md5
+from http import HTTPStatus
 from json.decoder import scanstring as _scanstring  # type: ignore[attr-defined]
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -116,8 +117,6 @@ def fault_text(status: int, legacy: bool = False) -> str:
     key = _FAULT_KEYS.get(status)
     if key is not None:
         return message(key, legacy)
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -8,6 +8,8 @@ Per request: route, fault plan, auth (before the body), read and gunzip, the gat
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import gzip
 import ipaddress
@@ -187,9 +189,6 @@ def basic_auth_user(header: Optional[str]) -> str:
     """Go's ``r.BasicAuth()`` username, or "" when the header is missing or malformed."""
     if not header or len(header) < 6 or header[:6].lower() != "basic ":
         return ""
-    import base64
-    import binascii
-
     try:
         decoded = base64.b64decode(header[6:].replace("\r", "").replace("\n", ""), validate=True)
     except (binascii.Error, ValueError):
