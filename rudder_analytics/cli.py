@@ -527,6 +527,10 @@ class _Tally:
         self.skipped = 0
 
 
+_BAR_REFRESH = 0.1
+"""Seconds between two updates of the progress bar (tqdm's own refresh rate)."""
+
+
 class _Progress:
     """A tqdm bar on a terminal; otherwise a counter line on stderr every few seconds."""
 
@@ -539,6 +543,9 @@ class _Progress:
         self._started = time.monotonic()
         self._last_line = self._started
         self._bar: Any = None
+        self._bytes = False
+        self._pending = 0
+        self._next = self._started + interval
         self._lines = not quiet
         if quiet:
             return
@@ -559,29 +566,32 @@ class _Progress:
                 self._bar = tqdm_module.tqdm(**options)
                 self._bytes = total_bytes is not None
                 self._lines = False
+                self._next = self._started
 
     def advance(self, nbytes: int) -> None:
         """One more line was read (``nbytes`` long)."""
-        if self._bar is not None:
-            self._bar.update(nbytes if self._bytes else 1)
+        self._pending += nbytes if self._bytes else 1
         self.tick()
 
-    def tick(self) -> None:
-        """Refresh the counts shown (called after each line and each finished request)."""
-        tally = self._tally
-        if self._bar is not None:
-            with tally.lock:
-                counts = {"sent": tally.sent, "failed": tally.failed, "skipped": tally.skipped}
-            if self._dry_run:
-                counts = {"valid": tally.valid, "skipped": tally.skipped}
-            self._bar.set_postfix(counts, refresh=False)
-            return
-        if not self._lines:
+    def tick(self, force: bool = False) -> None:
+        """Show the counts, at most every ``_BAR_REFRESH`` (bar) or ``interval`` seconds."""
+        if self._bar is None and not self._lines:
             return
         now = time.monotonic()
-        if now - self._last_line < self._interval:
+        if now < self._next and not force:
             return
-        self._last_line = now
+        if self._bar is not None:
+            self._next = now + _BAR_REFRESH
+            tally = self._tally
+            with tally.lock:
+                counts = ({"valid": tally.valid, "skipped": tally.skipped} if self._dry_run
+                          else {"sent": tally.sent, "failed": tally.failed,
+                                "skipped": tally.skipped})
+            self._bar.set_postfix({k: f"{v:,}" for k, v in counts.items()}, refresh=False)
+            self._bar.update(self._pending)
+            self._pending = 0
+            return
+        self._next = now + self._interval
         self._stream.write(self._counter_line(now) + "\n")
         self._stream.flush()
 
@@ -605,7 +615,9 @@ class _Progress:
             self._stream.flush()
 
     def close(self) -> None:
+        """Show the final counts and release the bar."""
         if self._bar is not None:
+            self.tick(force=True)
             self._bar.close()
 
 
