@@ -203,7 +203,7 @@ def test_hang_next_hangs_past_the_client_timeout_and_stop_cuts_it() -> None:
     try:
         server.hang_next(1, seconds=300)
         with pytest.raises(requests.Timeout):
-            send(server, timeout=0.5)
+            send(server, timeout=1.0)
         record = server.requests()[0]
         assert (record.fault, record.answered) == ("hang", False)
         assert record.body is not None and json.loads(record.body)["batch"]

@@ -519,14 +519,15 @@ class _Handler(BaseHTTPRequestHandler):
         data = (head + "\r\n").encode("latin-1", "replace")
         if self.command != "HEAD":
             data += body
+        if record is not None:  # before the write: the client may look as soon as it reads
+            record.status = status
+            record.answered = True
         try:
             self.wfile.write(data)
         except OSError:
             self.close_connection = True
-            return
-        if record is not None:
-            record.status = status
-            record.answered = True
+            if record is not None:
+                record.answered = False
 
     def _send_error_text(
         self, status: int, text: str, extra: Sequence[Tuple[str, str]] = ()
