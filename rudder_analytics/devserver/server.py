@@ -23,7 +23,6 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.utils import formatdate
@@ -35,7 +34,6 @@ from typing import (
     Deque,
     Dict,
     Iterable,
-    Iterator,
     List,
     Optional,
     Sequence,
@@ -77,29 +75,28 @@ _JSON = "application/json; charset=utf-8"
 _CORS_METHODS = ("GET", "POST", "HEAD")
 
 
-class Headers(Mapping[str, str]):
-    """Request headers: case-insensitive lookup, first value wins, original names kept."""
+class Headers(Dict[str, str]):
+    """Request headers as a dict (names as sent, first value wins) with case-insensitive
+    ``[]``, ``get`` and ``in``; ``get_all`` gives repeated headers."""
 
     def __init__(self, items: Iterable[Tuple[str, str]]) -> None:
+        super().__init__()
         self._items: List[Tuple[str, str]] = list(items)
-        self._values: Dict[str, str] = {}
-        self._names: Dict[str, str] = {}
+        self._lower: Dict[str, str] = {}
         for name, value in self._items:
             key = name.lower()
-            if key not in self._values:
-                self._values[key] = value
-                self._names[key] = name
+            if key not in self._lower:
+                self._lower[key] = value
+                super().__setitem__(name, value)
 
-    def __getitem__(self, name: object) -> str:
-        if not isinstance(name, str):
-            raise KeyError(name)
-        return self._values[name.lower()]
+    def __getitem__(self, name: str) -> str:
+        return self._lower[name.lower()]
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names.values())
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._lower.get(name.lower(), default)
 
-    def __len__(self) -> int:
-        return len(self._values)
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._lower
 
     def get_all(self, name: str) -> List[str]:
         """Every value sent under ``name`` (any case), in order."""
@@ -110,8 +107,9 @@ class Headers(Mapping[str, str]):
         """The header lines as received, duplicates included."""
         return list(self._items)
 
-    def __repr__(self) -> str:
-        return f"Headers({dict(self.items())!r})"
+    def __reduce__(self) -> Tuple[Any, Tuple[List[Tuple[str, str]]]]:
+        """Copy and pickle from the header lines, so the lookup index is rebuilt."""
+        return (Headers, (list(self._items),))
 
 
 @dataclass
