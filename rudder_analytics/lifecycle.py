@@ -9,6 +9,9 @@ garbage collected or shut down leaves the set and is never kept alive by them.
 - ``os.register_at_fork(after_in_child=...)``: each live client gets an empty
   queue, new locks and no threads; workers start lazily on its next event. The
   parent keeps, and sends, everything it had queued, so nothing is sent twice.
+- ``multiprocessing`` children end with ``os._exit()``, which skips ``atexit``:
+  there the exit hook runs from multiprocessing's own exit finalizers instead
+  (registered through ``multiprocessing.util.register_after_fork``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,33 @@ def _run_after_fork_in_child() -> None:
         client._after_fork_in_child()
 
 
+class _Token:
+    """What ``multiprocessing.util.register_after_fork`` holds (weakly) for us."""
+
+
+_MP_TOKEN = _Token()
+
+
+def _finalize_in_mp_child(_token: object = None) -> None:
+    """In a multiprocessing child: run the exit hook at its exit (atexit will not)."""
+    from multiprocessing import util
+
+    util.Finalize(None, _run_at_exit, exitpriority=10)
+
+
+def _install_multiprocessing_hook() -> None:
+    try:
+        import multiprocessing
+        from multiprocessing import util
+    except ImportError:  # pragma: no cover - interpreters built without it
+        return
+    # Children forked or spawned from here on: run after multiprocessing clears the
+    # finalizers it inherited, so the one registered there survives.
+    util.register_after_fork(_MP_TOKEN, _finalize_in_mp_child)
+    if multiprocessing.parent_process() is not None:  # already in a child: register now
+        _finalize_in_mp_child()
+
+
 def track(client: _Managed) -> None:
     """Include ``client`` in the exit and fork hooks (installing them on first use)."""
     global _installed
@@ -53,6 +83,7 @@ def track(client: _Managed) -> None:
             atexit.register(_run_at_exit)
             if hasattr(os, "register_at_fork"):
                 os.register_at_fork(after_in_child=_run_after_fork_in_child)
+            _install_multiprocessing_hook()
             _installed = True
         _clients.add(client)
 
