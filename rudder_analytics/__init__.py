@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import types
+import types as _types
 from typing import Any, Callable, Optional
 
 from .batches import Batch, BatchResult
@@ -37,6 +37,15 @@ from .exceptions import (
     ValidationError,
 )
 from .stats import DropReason, StatsSnapshot
+from .types import (
+    AliasMessage,
+    GroupMessage,
+    IdentifyMessage,
+    Message,
+    PageMessage,
+    ScreenMessage,
+    TrackMessage,
+)
 from .version import VERSION
 
 logging.getLogger("rudder_analytics").addHandler(logging.NullHandler())
@@ -45,6 +54,7 @@ __version__ = VERSION
 
 __all__ = [
     "VERSION",
+    "AliasMessage",
     "Batch",
     "BatchResult",
     "Client",
@@ -53,13 +63,19 @@ __all__ = [
     "ConfigurationError",
     "DeliveryError",
     "DropReason",
+    "GroupMessage",
     "HTTPStatusError",
+    "IdentifyMessage",
     "InvalidTypeError",
+    "Message",
     "MessageTooLargeError",
+    "PageMessage",
     "Result",
     "RetriesExhaustedError",
     "RudderAnalyticsError",
+    "ScreenMessage",
     "StatsSnapshot",
+    "TrackMessage",
     "TransportError",
     "ValidationError",
     "__version__",
@@ -108,12 +124,18 @@ max_message_size: Optional[int] = None
 shutdown_timeout: Optional[float] = None
 sync_deadline: Optional[float] = None
 raise_on_error: Optional[bool] = None
+retry_base_delay: Optional[float] = None
+retry_max_delay: Optional[float] = None
+max_request_bytes: Optional[int] = None
+max_response_bytes: Optional[int] = None
+atexit: Optional[bool] = None
 
 _SETTINGS = (
     "on_error", "on_drop", "debug", "send", "sync_mode", "gzip", "gzip_level",
     "max_queue_size", "max_queue_bytes", "upload_size", "upload_bytes", "upload_interval",
     "timeout", "max_retries", "retry_deadline", "proxies", "verify", "thread",
     "max_message_size", "shutdown_timeout", "sync_deadline", "raise_on_error",
+    "retry_base_delay", "retry_max_delay", "max_request_bytes", "max_response_bytes", "atexit",
 )
 _URL_SETTINGS = ("data_plane_url", "dataPlaneUrl", "host")
 _ALL_SETTINGS = frozenset(("write_key", *_URL_SETTINGS, *_SETTINGS))
@@ -155,7 +177,7 @@ def _retire_default() -> None:
         threading.Thread(target=old.shutdown, name="rudder-analytics-retire", daemon=True).start()
 
 
-class _SettingsModule(types.ModuleType):
+class _SettingsModule(_types.ModuleType):
     """Lets ``rudder_analytics.write_key = ...`` retire a default client built earlier."""
 
     def __setattr__(self, name: str, value: Any) -> None:

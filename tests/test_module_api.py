@@ -171,3 +171,14 @@ def test_fork_child_sends_its_own_events_once(dataplane: DevServer) -> None:
     assert out.returncode == 0, out.stderr
     ids = [e["messageId"] for e in dataplane.events()]
     assert sorted(ids) == sorted([f"p{i}" for i in range(50)] + ["c0"])
+
+
+def test_every_option_is_a_module_setting() -> None:
+    """Each Client option can be set as a module attribute."""
+    import dataclasses
+
+    from rudder_analytics.config import Config
+
+    options = {f.name for f in dataclasses.fields(Config)}
+    assert options <= set(rudder_analytics._ALL_SETTINGS)
+    assert all(hasattr(rudder_analytics, name) for name in options)
