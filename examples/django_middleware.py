@@ -13,7 +13,7 @@ Add it to ``settings.MIDDLEWARE`` (after the authentication middleware, so that
 
 The client is built once per process, when Django builds the middleware chain.
 ``track`` only validates and enqueues, so the request never waits for the network.
-Under gunicorn or uwsgi see docs/USAGE.md ("Web servers").
+Under gunicorn or uwsgi see the README ("Web servers").
 """
 
 from __future__ import annotations

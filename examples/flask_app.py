@@ -13,7 +13,7 @@ Run it against the local data plane::
     curl -X POST localhost:5000/signup -H 'Content-Type: application/json' \\
          -d '{"user_id": "u1", "email": "ada@example.com", "plan": "pro"}'
 
-Under gunicorn, see docs/USAGE.md ("Web servers") for ``--preload`` and workers.
+Under gunicorn, see the README ("Web servers") for ``--preload`` and workers.
 """
 
 from __future__ import annotations
