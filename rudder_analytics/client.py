@@ -255,6 +255,7 @@ class Client:
             return False, message
         if not self._pool.started:
             self._pool.ensure_started()
+            lifecycle.hold(self)  # queued events are delivered at exit even if we are dropped
         return True, message
 
     def _deliverer(self) -> Deliverer:

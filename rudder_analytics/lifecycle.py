@@ -1,8 +1,11 @@
 """Process-life hooks: delivery at interpreter exit, and a clean slate after fork.
 
 Both hooks are installed once, the first time a client needs them (importing
-the package installs nothing), and hold clients weakly: a client that is
-garbage collected or shut down leaves the set and is never kept alive by them.
+the package installs nothing). They hold a client weakly until its workers
+start; from then until its shutdown they hold it strongly, because its queue
+outlives the caller's last reference (the running worker keeps the queue alive
+anyway): a client dropped without ``shutdown()`` still delivers at exit. A
+shut-down client leaves both sets and is never kept alive by them.
 
 - ``atexit``: each live client delivers what it has queued within its
   ``shutdown_timeout``, then says how many events were not delivered.
@@ -22,7 +25,7 @@ import threading
 import weakref
 from typing import Protocol
 
-__all__ = ["forget", "live_clients", "track"]
+__all__ = ["forget", "hold", "live_clients", "track"]
 
 
 class _Managed(Protocol):
@@ -32,6 +35,8 @@ class _Managed(Protocol):
 
 
 _clients: weakref.WeakSet[_Managed] = weakref.WeakSet()
+_running: set[_Managed] = set()
+"""Tracked clients whose workers have started and that have not been shut down."""
 _install_lock = threading.Lock()
 _installed = False
 
@@ -88,9 +93,16 @@ def track(client: _Managed) -> None:
         _clients.add(client)
 
 
+def hold(client: _Managed) -> None:
+    """Keep a tracked ``client`` alive until :func:`forget`: its workers have started."""
+    if client in _clients:
+        _running.add(client)
+
+
 def forget(client: _Managed) -> None:
     """Remove ``client`` from the hooks (at shutdown)."""
     _clients.discard(client)
+    _running.discard(client)
 
 
 def live_clients() -> list[_Managed]:
