@@ -393,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name}: no venv at {venv_python(name).parent.parent} "
                 f"(run `bash benchmarks/setup_peers.sh {name}`)"
             )
-    if not args.no_floor:
+    if not args.no_floor and "null" not in sdks:
         sdks.append("null")
     for msg in skipped:
         log(f"skipping {msg}")
