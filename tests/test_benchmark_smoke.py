@@ -59,9 +59,7 @@ def test_sink_counts_plain_and_gzip_bodies(sink: Any) -> None:
     posthog_like = json.dumps({"api_key": "k", "batch": _messages(5)}, separators=(",", ":"))
     assert _post(conn, "/v1/batch", rudder_like.encode(), gzipped=False) == b"OK"
     assert _post(conn, "/v1/batch", rudder_like.encode(), gzipped=True) == b"OK"
-    assert json.loads(_post(conn, "/batch/", posthog_like.encode(), gzipped=True)) == {
-        "status": 1
-    }
+    assert json.loads(_post(conn, "/batch/", posthog_like.encode(), gzipped=True)) == {"status": 1}
     conn.request("GET", "/_count")
     snap = json.loads(conn.getresponse().read())
     assert snap["events"] == 7 + 7 + 5
