@@ -102,6 +102,7 @@ class Transport:
         try:
             response = self._session.send(prepared, timeout=self._timeout, stream=True)
         except requests.RequestException as exc:
+            _redact_credentials(exc)
             return Attempt(None, "", None, exc, None, len(data))
         except Exception as exc:  # urllib3 or socket errors that requests did not wrap
             return Attempt(None, "", None, exc, None, len(data))
@@ -137,6 +138,19 @@ class Transport:
         """In a forked child: forget the parent's sockets without closing them."""
         self._session = self._new_session()
         self._template = self._prepare_template()
+
+
+def _redact_credentials(exc: requests.RequestException) -> None:
+    """Replace the failed request that ``exc`` carries by a copy without the write key.
+
+    requests attaches the PreparedRequest, Authorization header included, to its
+    connection and timeout errors; ``on_error`` receives the exception.
+    """
+    request = getattr(exc, "request", None)
+    if isinstance(request, requests.PreparedRequest) and "Authorization" in request.headers:
+        redacted = request.copy()
+        redacted.headers["Authorization"] = "<redacted>"
+        exc.request = redacted
 
 
 def describe(attempt: Attempt) -> dict[str, Any]:
