@@ -18,6 +18,7 @@ import dataclasses
 import datetime as _dt
 import enum
 import gzip as _gzip
+import importlib
 import json
 import math
 import uuid
@@ -27,10 +28,9 @@ from typing import Any, Callable, Sequence
 
 from .exceptions import InvalidTypeError, MessageTooLargeError, ValidationError
 
-_orjson: Any
-try:  # pragma: no cover - exercised in the environment that has it
-    import orjson as _orjson
-except ImportError:  # pragma: no cover
+try:  # the optional `fast` extra; imported by name so type checking works without it
+    _orjson: Any = importlib.import_module("orjson")
+except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
 __all__ = [

@@ -253,3 +253,33 @@ def test_encoders_agree() -> None:
     simple = {"type": "track", "properties": {"x": 1, "y": "z", "w": [True, None, 1.5]}}
     assert encode_message(simple, 10**6) == encoding._encode_stdlib(simple)[1:]
     assert json.loads(b"{" + encode_message(simple, 10**6)) == simple
+
+
+def test_stdlib_backend_without_orjson() -> None:
+    """Without orjson installed, the standard library path encodes the same messages."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, json, datetime as dt
+        sys.modules["orjson"] = None  # as if it were not installed
+        from rudder_analytics import encoding, Client, InvalidTypeError
+        assert encoding.BACKEND == "json", encoding.BACKEND
+        client = Client("k", "http://127.0.0.1:1", send=False, atexit=False)
+        _, m = client.track(user_id="u", event="E", properties={
+            "nan": float("nan"), "big": 2**60, "when": dt.date(2026, 1, 2), "k": {1: "x"}})
+        data = json.loads(b"{" + encoding.encode_message(m, 32768))
+        assert data["properties"] == {"nan": None, "big": str(2**60), "when": "2026-01-02",
+                                      "k": {"1": "x"}}, data["properties"]
+        try:
+            client.track(user_id="u", event="E", properties={"items": [1, object()]})
+        except InvalidTypeError as exc:
+            assert "properties.items[1]" in str(exc)
+        else:
+            raise AssertionError("no error")
+        print("stdlib ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.strip() == "stdlib ok", out.stderr
