@@ -111,6 +111,30 @@ def test_client_dropped_without_shutdown_still_delivers_at_exit(server: DevServe
     assert server.count() == 300
 
 
+TRACK_DURING_EXIT = """
+import atexit, sys
+from rudder_analytics import Client
+
+client = Client("test-write-key", sys.argv[1], upload_interval=30.0)
+
+def last_words():
+    # runs at exit before the SDK's own hook (atexit is LIFO); the client's first events,
+    # so its worker thread starts (or, on 3.12+, cannot start) during interpreter shutdown
+    for i in range(20):
+        assert client.track("at-exit", "Last Words", {"i": i})[0]
+
+atexit.register(last_words)
+"""
+
+
+def test_events_tracked_in_an_atexit_handler_are_delivered(server: DevServer) -> None:
+    """The first events of a client, tracked from a later atexit handler, still arrive."""
+    result = run_script(TRACK_DURING_EXIT, server.url, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert server.count(user_id="at-exit") == 20
+    assert "not delivered" not in result.stderr
+
+
 EXIT_WITH_DATA_PLANE_DOWN = """
 import json, logging, sys, time
 from rudder_analytics import Client
@@ -125,14 +149,22 @@ print(json.dumps({"main_done": time.monotonic()}))
 """
 
 
-@pytest.mark.parametrize("outage", ["refused", "blackhole"])
+@pytest.mark.parametrize("outage", ["refused", "blackhole", "retry-after-60"])
 @pytest.mark.parametrize("logs", ["plain", "logging"])
 def test_exit_with_data_plane_down_is_bounded_and_reports_the_loss(
-    blackhole: str, outage: str, logs: str
+    request: pytest.FixtureRequest, blackhole: str, outage: str, logs: str
 ) -> None:
-    """Data plane down: exit takes at most shutdown_timeout + 1 s and says 1,500 were lost."""
+    """Data plane down (refusing, silent, or asking to retry in 60 s): exit takes at most
+    shutdown_timeout + 1 s and reports that the 1,500 queued events were not delivered."""
     shutdown_timeout = 2.0
-    url = _refused_url() if outage == "refused" else blackhole
+    if outage == "refused":
+        url = _refused_url()
+    elif outage == "blackhole":
+        url = blackhole
+    else:
+        server: DevServer = request.getfixturevalue("server")
+        server.fail_fraction(1.0, status=429, retry_after=60)
+        url = server.url
     result = run_script(EXIT_WITH_DATA_PLANE_DOWN, url, str(shutdown_timeout), logs, timeout=30)
     exited = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable across processes
     assert result.returncode == 0, result.stderr
