@@ -88,6 +88,15 @@ class WorkerPool:
         """True if any consumer thread is running."""
         return any(t.is_alive() for t in self._threads)
 
+    def _own_index(self) -> Optional[int]:
+        """Our worker index if the caller runs on one of our workers (an on_error or
+        on_drop callback calling flush or shutdown): it must not wait for itself."""
+        current = threading.current_thread()
+        for index, thread in enumerate(self._threads):
+            if thread is current:
+                return index
+        return None
+
     # --- the loop ------------------------------------------------------------------------
 
     def _batch_ready(self) -> bool:
@@ -172,6 +181,8 @@ class WorkerPool:
                 return True
             self._flush_target = max(self._flush_target, target)
         self._buffer.wake.set()
+        if self._own_index() is not None:
+            return False  # our own in-flight batch cannot settle while we wait for it
         if not self.alive():
             self._deliver_inline(deadline)
         with self._progress:
@@ -214,12 +225,14 @@ class WorkerPool:
         """
         self.stopping.set()
         self._buffer.wake.set()
-        for thread in self._threads:
+        own = self._own_index()  # a callback on a worker: that worker stops when it returns
+        others = [t for index, t in enumerate(self._threads) if index != own]
+        for thread in others:
             thread.join(max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in self._threads):
+        if any(t.is_alive() for t in others):
             self.abort.set()  # cut retry waits short; the in-flight batch is dropped
             self._buffer.wake.set()
-            for thread in self._threads:
+            for thread in others:
                 thread.join(0.2)
         leftover = self._buffer.drain()
         if leftover:
@@ -228,4 +241,4 @@ class WorkerPool:
                 lambda: [decode_message(m) for m in leftover],
             )
         with self._progress:
-            return sum(count for _, count in self._inflight.values())
+            return sum(count for index, (_, count) in self._inflight.items() if index != own)
