@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -266,3 +267,43 @@ def test_retries_exhausted_are_counted_and_reported(
     sent_again = produce(client, threads=2, per_thread=50, tag="after")
     assert client.flush(timeout=30)
     assert_delivered_once(sent_again, server)
+
+
+@pytest.mark.parametrize("call", ["flush", "shutdown"])
+def test_flush_or_shutdown_from_a_callback_does_not_hang_the_worker(
+    server: DevServer, call: str
+) -> None:
+    """flush()/shutdown() called from on_error (on a worker thread) return at once, raise
+    nothing, and the worker goes on (flush) or stops cleanly (shutdown)."""
+    outcomes: list[tuple[Any, float]] = []
+    holder: dict[str, Client] = {}
+
+    def on_error(error: DeliveryError, batch: list[dict[str, Any]]) -> None:
+        started = time.monotonic()
+        result = getattr(holder["client"], call)()  # default timeouts: 600 s and 5 s
+        outcomes.append((result, time.monotonic() - started))
+
+    existing = set(threading.enumerate())
+    client = make_client(server.url, on_error=on_error, upload_size=10)
+    holder["client"] = client
+    server.fail_next(1, status=400)
+    first = produce(client, threads=1, per_thread=10, tag="rejected")
+    assert client.flush(timeout=10) is False
+    assert len(outcomes) == 1
+    result, elapsed = outcomes[0]
+    assert result is False and elapsed < 1.0  # it could not wait for its own thread
+    if call == "flush":
+        more = produce(client, threads=2, per_thread=50, tag="after")
+        assert client.flush(timeout=10)
+        assert_delivered_once(more, server)
+    else:
+        assert client.closed
+        assert client.track("u", "After Shutdown")[0] is False
+        workers = [t for t in threading.enumerate()
+                   if t not in existing and t.name.startswith("rudder-analytics-worker")]
+        for worker in workers:
+            worker.join(5)  # it stops once the callback returns
+        assert not any(w.is_alive() for w in workers)
+    client.shutdown(timeout=2)
+    assert server.count(event="Reliability Event") == (100 if call == "flush" else 0)
+    assert not set(first) & {e["messageId"] for e in server.events()}
