@@ -8,6 +8,8 @@ on purpose, then checks the store against the message ids the SDK handed out.
 from __future__ import annotations
 
 import collections
+import email.utils
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -307,3 +309,51 @@ def test_flush_or_shutdown_from_a_callback_does_not_hang_the_worker(
     client.shutdown(timeout=2)
     assert server.count(event="Reliability Event") == (100 if call == "flush" else 0)
     assert not set(first) & {e["messageId"] for e in server.events()}
+
+
+def test_retry_after_as_an_http_date_is_obeyed(server: DevServer, clients: list[Client]) -> None:
+    """Retry-After given as an HTTP date: the retry is not sent before that moment."""
+    not_before = int(time.time()) + 2  # whole seconds, as HTTP dates have
+    server.fail_next(1, status=503, retry_after=email.utils.formatdate(not_before, usegmt=True))
+    client = make_client(server.url)
+    clients.append(client)
+    sent = produce(client, threads=1, per_thread=20)
+    assert client.flush(timeout=30)
+    wall_minus_monotonic = time.time() - time.monotonic()
+    records = server.requests()
+    assert [r.fault for r in records[:2]] == ["fail", None]
+    assert records[1].received_at + wall_minus_monotonic >= not_before - 0.01
+    assert_delivered_once(sent, server)
+
+
+def test_reentrant_logging_handler_and_callbacks_do_not_deadlock(
+    server: DevServer, clients: list[Client]
+) -> None:
+    """A log handler and on_drop that call back into the client (track, stats) while
+    retries, drops and debug logging happen: flush still completes; nothing deadlocks."""
+    holder: dict[str, Client] = {}
+
+    class Reenter(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            client = holder.get("client")
+            if client is not None and record.name.startswith("rudder_analytics"):
+                client.stats()
+                if record.levelno >= logging.WARNING:
+                    client.track("logger", "Log Record", {"msg": record.getMessage()[:40]})
+
+    handler = Reenter(logging.DEBUG)
+    sdk_logger = logging.getLogger("rudder_analytics")
+    sdk_logger.addHandler(handler)
+    try:
+        client = make_client(server.url, debug=True, thread=2, max_queue_size=300,
+                             on_drop=lambda reason, messages: holder["client"].stats())
+        clients.append(client)
+        holder["client"] = client
+        server.fail_fraction(0.3, status=503, seed=3)
+        results = [client.track("u", "Reentrant", {"i": i})[0] for i in range(1500)]
+        assert not all(results)  # the queue overflowed: drops were logged and called back
+        assert client.flush(timeout=30)
+        assert server.count(event="Reentrant") == sum(results)
+    finally:
+        sdk_logger.removeHandler(handler)
+        sdk_logger.setLevel(logging.NOTSET)
