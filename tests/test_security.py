@@ -13,6 +13,7 @@ import pickle
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import types
@@ -28,7 +29,7 @@ import rudder_analytics
 from rudder_analytics import Client, ConfigurationError, DeliveryError, ValidationError
 from rudder_analytics.devserver import DevServer
 from rudder_analytics.devserver.cli import build_parser
-from tests.helpers_reliability import FAST, run_script
+from tests.helpers_reliability import FAST, REPO, run_script
 
 SECRET = "wk_SECRET_" + uuid.uuid4().hex
 """A write key distinctive enough that any leak of it is found by substring search."""
@@ -258,6 +259,24 @@ for i in range(10):
     assert result.returncode == 0, result.stderr
     assert "not delivered" in result.stderr
     assert not _leaks(result.stdout + result.stderr)
+
+
+def test_write_key_not_in_command_line_output(server: DevServer) -> None:
+    """The CLI with --debug, failing (refused, 401) or succeeding, never prints the key."""
+    runs = [
+        (SECRET, "http://127.0.0.1:9", ["--max-retries", "1", "--timeout", "0.5"]),
+        (SECRET + "x", server.url, []),
+        (SECRET, server.url, ["--json"]),
+    ]
+    for key, url, extra in runs:
+        result = subprocess.run(
+            [sys.executable, "-m", "rudder_analytics", "track", "--write-key", key,
+             "--data-plane-url", url, "--user-id", "u", "--event", "CLI", "--debug", *extra],
+            capture_output=True, text=True, timeout=60, cwd=str(REPO),
+        )
+        assert result.stdout or result.stderr
+        assert not _leaks(result.stdout + result.stderr), (url, extra)
+    assert server.count(event="CLI") == 1
 
 
 # --- TLS --------------------------------------------------------------------------------
