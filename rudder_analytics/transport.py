@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
-from typing import Any, NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -152,11 +152,3 @@ def _redact_credentials(exc: requests.RequestException) -> None:
         redacted.headers["Authorization"] = "<redacted>"
         exc.request = redacted
 
-
-def describe(attempt: Attempt) -> dict[str, Any]:
-    """A log-safe summary of an attempt (no headers, no write key)."""
-    return {
-        "status": attempt.status_code,
-        "error": type(attempt.exception).__name__ if attempt.exception else None,
-        "bytes": attempt.wire_bytes,
-    }

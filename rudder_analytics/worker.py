@@ -48,7 +48,6 @@ class WorkerPool:
         self._inflight: dict[int, tuple[int, int]] = {}  # worker -> (first seq, count)
         self._flush_target = 0
         self._threads: list[threading.Thread] = []
-        self._deliverers: list[Deliverer] = []
         self._gate = RetryAfterGate()
         self._start_lock = threading.Lock()
         self.started = False
@@ -81,7 +80,6 @@ class WorkerPool:
                     logger.debug("cannot start worker thread", exc_info=True)
                     break
                 self._threads.append(thread)
-                self._deliverers.append(deliverer)
             return bool(self._threads)
 
     def alive(self) -> bool:
