@@ -355,13 +355,13 @@ def client(server: DevServer) -> Iterator[Client]:
         {"user_id": "u", "event": "e", "properties": {"r": Recursive()}},
         {"user_id": "u", "event": "e", "properties": {"o": Opaque()}},
         {"user_id": "u", "event": "e", "properties": {"b": b"\xff\xfe"}},
-        {"user_id": "u", "event": "e", "properties": _nest(300, 1, True)},
+        {"user_id": "u", "event": "e", "properties": _nest(100_000, 1, True)},
         {"user_id": "u", "event": b"bytes"},
         {"user_id": "u", "event": "e", "properties": ["not", "a", "mapping"]},
     ],
     ids=["huge-int-id", "huge-int-value", "huge-int-key", "timestamp-underflow",
          "timestamp-overflow", "invisible-user-id", "invisible-anonymous-id", "recursive",
-         "opaque", "bad-utf8-bytes", "deep-300", "bytes-event", "list-properties"],
+         "opaque", "bad-utf8-bytes", "deep-100000", "bytes-event", "list-properties"],
 )
 def test_known_bad_inputs_raise_validation_error(
     client: Client, server: DevServer, kwargs: dict[str, Any]
