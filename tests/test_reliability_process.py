@@ -8,15 +8,20 @@ local data plane (in this process, real HTTP over loopback) stored.
 from __future__ import annotations
 
 import collections
+import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import requests
 
 from rudder_analytics.devserver import DevServer
-from tests.helpers_reliability import last_json_line, run_script
+from tests.helpers_reliability import REPO, last_json_line, run_script
 
 WRITE_KEY = "test-write-key"
 
@@ -430,3 +435,64 @@ def test_memory_stays_bounded_during_a_long_outage() -> None:
     assert after["dropped_total"] == report["offered"]
     assert after["dropped"]["queue_full"] + after["dropped"]["shutdown"] + \
         after["dropped"]["retries_exhausted"] == report["offered"]
+
+
+GUNICORN_APP = """
+import json, os
+from rudder_analytics import Client
+
+# Built at import: with --preload that is in the master, before the workers fork.
+client = Client("test-write-key", os.environ["RELIABILITY_DATA_PLANE"], upload_interval=0.05,
+                retry_base_delay=0.01, retry_max_delay=0.05, timeout=5.0)
+client.track("gunicorn-master", "Master Event")
+
+def app(environ, start_response):
+    ok, message = client.track("gunicorn-worker", "Request Event", {"pid": os.getpid()})
+    body = json.dumps({"ok": ok, "id": message["messageId"], "pid": os.getpid()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+@pytest.mark.slow
+def test_real_gunicorn_preload_workers_deliver_their_events(
+    server: DevServer, tmp_path: Path
+) -> None:
+    """Real gunicorn --preload, 3 sync workers (skipped without gunicorn): every request's
+    event is stored exactly once, and the master's own event once."""
+    pytest.importorskip("gunicorn")
+    (tmp_path / "reliability_app.py").write_text(GUNICORN_APP)
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    env = {**os.environ, "RELIABILITY_DATA_PLANE": server.url,
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--preload", "-w", "3", "-b", f"127.0.0.1:{port}",
+         "--graceful-timeout", "20", "reliability_app:app"],
+        cwd=str(tmp_path), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        session = requests.Session()
+        deadline = time.monotonic() + 30
+        while True:  # wait until it serves
+            try:
+                session.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline and proc.poll() is None, "gunicorn did not start"
+                time.sleep(0.1)
+        answers = [requests.get(f"http://127.0.0.1:{port}/", timeout=10).json()
+                   for _ in range(90)]
+    finally:
+        proc.send_signal(signal.SIGTERM)  # graceful: workers exit normally, exit hooks run
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, output.decode(errors="replace")[-3000:]
+    assert all(a["ok"] for a in answers)
+    ids = collections.Counter(e["messageId"] for e in server.events())
+    assert max(ids.values()) == 1, "an event was stored twice"
+    stored = {e["messageId"] for e in server.events(user_id="gunicorn-worker")}
+    assert {a["id"] for a in answers} <= stored
+    assert server.count(user_id="gunicorn-master") == 1
