@@ -95,7 +95,9 @@ def now_iso() -> str:
 def format_timestamp(value: _dt.datetime) -> str:
     """An aware datetime as ISO-8601 UTC with milliseconds."""
     value = value.astimezone(_dt.timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond // 1000:03d}Z"
+    # not strftime("%Y"): glibc does not zero-pad years before 1000 ("5-01-01T...")
+    return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S") + \
+        f".{value.microsecond // 1000:03d}Z"
 
 
 # --- builders ---------------------------------------------------------------------------
