@@ -397,6 +397,25 @@ def test_convertible_values_are_stored(client: Client, server: DevServer) -> Non
     assert props["bytes"] == "utf-8 text" and props["decimal"] == 1.5
 
 
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        (dt.datetime(5, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc),
+         "0005-01-02T03:04:05.678Z"),
+        ("0999-12-31T23:59:59+00:00", "0999-12-31T23:59:59.000Z"),
+        (dt.datetime(9999, 12, 31, 23, 59, 59), "9999-12-31T23:59:59.000Z"),
+    ],
+)
+def test_timestamps_at_the_edges_are_sent_as_iso_8601(
+    client: Client, server: DevServer, given: Any, sent: str
+) -> None:
+    """Early and late event times are stored as ISO-8601 (four-digit years) in UTC."""
+    ok, message = client.track("u", "Edge Time", timestamp=given)
+    assert ok and message["timestamp"] == sent
+    assert client.flush(timeout=5)
+    assert server.events(message_id=message["messageId"])[0]["timestamp"] == sent
+
+
 def test_oversized_message_is_refused_at_the_call(client: Client, server: DevServer) -> None:
     """A message over max_message_size raises MessageTooLargeError and is counted too_large."""
     with pytest.raises(MessageTooLargeError):
