@@ -38,17 +38,20 @@ class EventBuffer:
         """Events ever taken by workers (or discarded at shutdown)."""
         self.wake = threading.Event()
         """Set when workers have something to do: a batch is possible, a flush, a stop."""
+        self.closed = False
+        """Set by :meth:`drain` at shutdown: later puts are refused, not stranded."""
 
     def reset_after_fork(self) -> None:
         """In a forked child: an empty queue, new lock, new Event (the parent sends its own)."""
         self._reset()
 
     def put(self, message: bytes) -> bool:
-        """Append ``message``; False (and nothing stored) if a bound is reached."""
+        """Append ``message``; False (and nothing stored) if a bound is reached or closed."""
         size = len(message)
         with self._lock:
             items = self._items
-            if len(items) >= self._max_events or self._bytes + size > self._max_bytes:
+            if (len(items) >= self._max_events or self._bytes + size > self._max_bytes
+                    or self.closed):
                 return False
             items.append(message)
             self._bytes += size
@@ -82,8 +85,13 @@ class EventBuffer:
             return batch, self.take_count
 
     def drain(self) -> list[bytes]:
-        """Remove and return everything queued (for shutdown accounting)."""
+        """Close the buffer; remove and return everything queued (for shutdown accounting).
+
+        Closing under the same lock means a put racing with shutdown is either
+        drained here or refused, never left behind uncounted.
+        """
         with self._lock:
+            self.closed = True
             items = list(self._items)
             self._items.clear()
             self._bytes = 0

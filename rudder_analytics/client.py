@@ -251,7 +251,8 @@ class Client:
         if self._sync:
             return self._deliver_now([data]).ok, message
         if not self._buffer.put(data):
-            self._stats.add_dropped(DropReason.QUEUE_FULL, 1, lambda: [message], enqueued=False)
+            reason = DropReason.AFTER_SHUTDOWN if self._buffer.closed else DropReason.QUEUE_FULL
+            self._stats.add_dropped(reason, 1, lambda: [message], enqueued=False)
             return False, message
         if not self._pool.started:
             self._pool.ensure_started()

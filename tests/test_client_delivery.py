@@ -426,3 +426,16 @@ def test_unknown_option_suggests(dataplane: DevServer) -> None:
     """A misspelt option is refused with a suggestion."""
     with pytest.raises(ConfigurationError, match="upload_size"):
         Client(WRITE_KEY, dataplane.url, upload_sise=10)
+
+
+def test_put_racing_shutdown_is_counted(make_client: Make, dataplane: DevServer) -> None:
+    """A call that passed the closed check just before shutdown drained the queue is
+    refused and counted as after_shutdown, not stranded in a closed queue."""
+    client = make_client()
+    client.track(user_id="u", event="E")
+    assert client.shutdown(timeout=10)
+    client._closed = False  # as if this call had checked just before shutdown closed it
+    ok, _ = client.track(user_id="u", event="late")
+    assert not ok
+    stats = client.stats()
+    assert stats["dropped"]["after_shutdown"] == 1 and stats["queue_depth"] == 0
