@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import IO, Any, Callable, Dict, List, Optional, TextIO, Tuple
 
 from .config import ENV_DATA_PLANE_URL, ENV_WRITE_KEY
+from .devserver.cli import non_negative_int, positive_int
 from .exceptions import ConfigurationError, DeliveryError, ValidationError
 from .version import VERSION
 
@@ -169,26 +170,6 @@ def _timestamp(text: str) -> Any:
         return text
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -221,7 +202,7 @@ def _connection_parent() -> argparse.ArgumentParser:
                        help=f"data plane URL (default: ${ENV_DATA_PLANE_URL})")
     group.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                        help="HTTP connect and read timeout (default 15)")
-    group.add_argument("--max-retries", type=_non_negative_int, metavar="N",
+    group.add_argument("--max-retries", type=non_negative_int, metavar="N",
                        help="retries of a failed request (default 10)")
     group.add_argument("--deadline", type=_seconds, metavar="SECONDS",
                        help="total time for one request, retries included (default 30)")
@@ -312,9 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("file", metavar="FILE", help="JSON-lines file, or - for stdin")
     importer.add_argument("--dry-run", action="store_true",
                           help="validate every line; send nothing (no write key needed)")
-    importer.add_argument("--threads", type=_positive_int, default=4, metavar="N",
+    importer.add_argument("--threads", type=positive_int, default=4, metavar="N",
                           help="concurrent requests (default 4)")
-    importer.add_argument("--batch-size", type=_positive_int, default=100, metavar="N",
+    importer.add_argument("--batch-size", type=positive_int, default=100, metavar="N",
                           help="messages per request at most (default 100)")
     importer.add_argument("--progress-interval", type=_non_negative_seconds, default=5.0,
                           metavar="SECONDS",

@@ -41,7 +41,8 @@ def parse_rate_limit(text: str) -> Tuple[int, float]:
     return events, seconds
 
 
-def _non_negative_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
     try:
         value = int(text)
     except ValueError:
@@ -51,8 +52,9 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    value = non_negative_int(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be positive")
     return value
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=8080,
         help="port to listen on (default 8080; 0 picks a free port and prints it)",
     )
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-request-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_REQUEST_BYTES,
         metavar="N",
         help=f"request size limit after gunzip (default {DEFAULT_MAX_REQUEST_BYTES:,})",
@@ -115,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-concurrent-requests",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="answer 503 Service Unavailable above N requests in flight (default off)",
     )
