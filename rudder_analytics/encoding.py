@@ -48,8 +48,10 @@ __all__ = [
 MAX_SAFE_INTEGER = 2**53
 """Integers beyond this are sent as strings: the data plane re-encodes numbers as float64."""
 
-MAX_DEPTH = 64
-"""Nesting deeper than this is refused: no destination wants it, and it bounds recursion."""
+MAX_DEPTH = 253
+"""Dicts and lists nested deeper than this inside a message field are refused: orjson's own
+bound (254 levels, counting the message itself), so that with orjson the fast path and the
+sanitizing path agree. The standard library's encoder allows deeper nesting."""
 
 BACKEND = "orjson" if _orjson is not None else "json"
 """The JSON encoder in use."""
@@ -110,9 +112,10 @@ def _key(key: Any, path: str) -> str:
 
 
 def _sanitize(value: Any, path: str, depth: int = 0) -> Any:
-    """Return a JSON-native copy of ``value``, or raise naming the offending path."""
-    if depth > MAX_DEPTH:
-        raise ValidationError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    """Return a JSON-native copy of ``value``, or raise naming the offending path.
+
+    ``depth`` counts the containers around ``value`` within its message field.
+    """
     if value is None or value is True or value is False:
         return value
     if isinstance(value, str):
@@ -128,6 +131,8 @@ def _sanitize(value: Any, path: str, depth: int = 0) -> Any:
         return _int_text(value, path) if abs(value) > MAX_SAFE_INTEGER else value
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else None
+    if isinstance(value, (Mapping, list, tuple)) and depth >= MAX_DEPTH:
+        raise ValidationError(f"{path}: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, Mapping):
         return {
             _key(k, path): _sanitize(v, f"{path}.{k}", depth + 1) for k, v in value.items()

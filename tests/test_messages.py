@@ -283,3 +283,22 @@ def test_stdlib_backend_without_orjson() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.strip() == "stdlib ok", out.stderr
+
+
+def test_nesting_limit_is_the_same_on_both_paths(offline: Client) -> None:
+    """With orjson, the deepest accepted nesting does not depend on which path runs."""
+    from rudder_analytics.encoding import BACKEND, MAX_DEPTH
+
+    if BACKEND != "orjson":
+        pytest.skip("the standard library encoder allows deeper nesting")
+
+    def nest(levels: int, leaf: Any) -> Any:
+        value = leaf
+        for _ in range(levels):
+            value = {"a": value}
+        return value
+
+    for leaf in ("plain", float("nan")):  # NaN forces the sanitizing path
+        offline.track(user_id="u", event="E", properties=nest(MAX_DEPTH, leaf))
+        with pytest.raises(ValidationError, match="nested deeper"):
+            offline.track(user_id="u", event="E", properties=nest(MAX_DEPTH + 1, leaf))
