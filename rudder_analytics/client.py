@@ -30,6 +30,7 @@ from .messages import (
     build_page,
     build_screen,
     build_track,
+    check_message_ids_after_fork,
 )
 from .stats import DropReason, Stats, StatsSnapshot
 from .worker import WorkerPool
@@ -225,6 +226,8 @@ class Client:
 
     def _submit(self, builder: Callable[..., Message], *args: Any) -> Result:
         """Validate, build and encode in the caller's thread, then hand over."""
+        if not self._pool.started:  # until our workers run (and in sync mode): a syscall
+            check_message_ids_after_fork()
         try:
             message = builder(*args)
             data = encode_message(message, self._max_message_size)

@@ -46,11 +46,13 @@ LIBRARY = {"name": LIBRARY_NAME, "version": VERSION}
 
 _id_prefix = ""
 _id_counter = itertools.count()
+_id_pid = 0
 
 
 def reseed_message_ids() -> None:
     """Draw a new random id prefix; called at import and in a forked child."""
-    global _id_prefix, _id_counter
+    global _id_prefix, _id_counter, _id_pid
+    _id_pid = os.getpid()
     h = os.urandom(10).hex()
     variant = "89ab"[int(h[15], 16) & 3]
     _id_prefix = f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{variant}{h[16:19]}-"
@@ -60,6 +62,13 @@ def reseed_message_ids() -> None:
 reseed_message_ids()
 if hasattr(os, "register_at_fork"):  # a forked child must not repeat its parent's ids
     os.register_at_fork(after_in_child=reseed_message_ids)
+
+
+def check_message_ids_after_fork() -> None:
+    """Reseed if this process was forked without Python's fork hooks (uWSGI's C-level fork
+    without ``py-call-uwsgi-fork-hooks``): workers must not share their master's ids."""
+    if os.getpid() != _id_pid:
+        reseed_message_ids()
 
 
 def new_message_id() -> str:

@@ -182,3 +182,29 @@ def test_every_option_is_a_module_setting() -> None:
     options = {f.name for f in dataclasses.fields(Config)}
     assert options <= set(rudder_analytics._ALL_SETTINGS)
     assert all(hasattr(rudder_analytics, name) for name in options)
+
+
+def test_ids_reseeded_when_fork_hooks_did_not_run() -> None:
+    """A child forked below Python (uWSGI without fork hooks) still gets its own ids."""
+    code = textwrap.dedent("""
+        import os
+        from rudder_analytics import Client, messages
+        client = Client("k", "http://127.0.0.1:1", send=False, atexit=False)
+        parent_id = client.track(user_id="u", event="E")[1]["messageId"]
+        state = (messages._id_prefix, messages._id_counter, messages._id_pid)
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            # as if the fork had happened in C: Python's after-fork hooks never ran
+            messages._id_prefix, messages._id_counter, messages._id_pid = state
+            child_id = client.track(user_id="u", event="E")[1]["messageId"]
+            os.write(w, child_id.encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        child_id = os.read(r, 100).decode()
+        next_parent_id = client.track(user_id="u", event="E")[1]["messageId"]
+        print(parent_id[:24] != child_id[:24], child_id != next_parent_id)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["True", "True"], out.stderr
