@@ -9,12 +9,16 @@ logging: these run in the caller's thread on every call.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import uuid
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Optional
 
 from .exceptions import InvalidTypeError, ValidationError
+
+_FRACTION = re.compile(r"(?<=:\d\d)\.(\d+)")
+"""The fraction of seconds in an ISO-8601 time."""
 
 __all__ = [
     "check_identity",
@@ -130,6 +134,8 @@ def timestamp(value: Any, field: str = "timestamp") -> Optional[_dt.datetime]:
         text = value.strip()
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
+        # Python < 3.11 takes only 3 or 6 fraction digits: pad or cut to 6 first.
+        text = _FRACTION.sub(lambda m: "." + (m.group(1) + "00000")[:6], text, count=1)
         try:
             parsed = _dt.datetime.fromisoformat(text)
         except ValueError:
