@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="concurrent requests (default 4)")
     importer.add_argument("--batch-size", type=positive_int, default=100, metavar="N",
                           help="messages per request at most (default 100)")
+    importer.add_argument("--give-up-after", type=non_negative_int, default=5, metavar="N",
+                          help="stop reading after N requests in a row delivered nothing "
+                               "(a dead data plane, a wrong write key); 0: never (default 5)")
     importer.add_argument("--progress-interval", type=_non_negative_seconds, default=5.0,
                           metavar="SECONDS",
                           help="seconds between counter lines when stderr is not a terminal "
@@ -506,6 +509,8 @@ class _Tally:
         self.sent = 0
         self.failed = 0
         self.skipped = 0
+        self.failed_in_a_row = 0
+        """Requests in a row that delivered nothing (reset by any delivery)."""
 
 
 _BAR_REFRESH = 0.1
@@ -643,6 +648,7 @@ def _run_import(args: argparse.Namespace) -> int:
     pending: Dict[futures.Future[BatchResult], int] = {}
     max_pending = args.threads * 2
     interrupted = False
+    gave_up = False
     not_sent = 0
 
     def settle(done: Iterable[futures.Future[BatchResult]]) -> None:
@@ -659,7 +665,12 @@ def _run_import(args: argparse.Namespace) -> int:
             with tally.lock:
                 tally.sent += delivered
                 tally.failed += failed
+                tally.failed_in_a_row = 0 if delivered else tally.failed_in_a_row + 1
         progress.tick()
+
+    def hopeless() -> bool:
+        with tally.lock:
+            return bool(0 < args.give_up_after <= tally.failed_in_a_row)
 
     def submit(batch: Batch) -> None:
         if not len(batch):
@@ -702,7 +713,14 @@ def _run_import(args: argparse.Namespace) -> int:
             if len(batch) >= args.batch_size:
                 submit(batch)
                 batch = new_batch()
-        submit(batch)
+                if hopeless():
+                    gave_up = True
+                    break
+        if gave_up:  # requests not started yet are not worth trying
+            for future in list(pending):
+                future.cancel()
+        else:
+            submit(batch)
         if pending:
             settle(futures.wait(list(pending)).done)
     except KeyboardInterrupt:
@@ -711,9 +729,10 @@ def _run_import(args: argparse.Namespace) -> int:
             future.cancel()
         if pending:
             settle(futures.wait(list(pending)).done)
-        with tally.lock:
-            not_sent = tally.valid - tally.sent - tally.failed
     finally:
+        if interrupted or gave_up:
+            with tally.lock:
+                not_sent = tally.valid - tally.sent - tally.failed
         if executor is not None:
             executor.shutdown(wait=True)
         if opened:
@@ -723,7 +742,10 @@ def _run_import(args: argparse.Namespace) -> int:
     if client is not None:
         client.shutdown()
     elapsed = time.monotonic() - started
-    _print_summary(tally, elapsed, args.dry_run, last_error, interrupted, not_sent)
+    stopped = ("interrupted" if interrupted else
+               f"gave up after {args.give_up_after} requests in a row failed" if gave_up
+               else None)
+    _print_summary(tally, elapsed, args.dry_run, last_error, stopped, not_sent)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if tally.failed == 0 and tally.skipped == 0 else EXIT_FAILED
@@ -736,7 +758,7 @@ def _skip(tally: _Tally, progress: _Progress, number: int, reason: str) -> None:
 
 
 def _print_summary(tally: _Tally, elapsed: float, dry_run: bool, last_error: Optional[str],
-                   interrupted: bool, not_sent: int) -> None:
+                   stopped: Optional[str], not_sent: int) -> None:
     rate = tally.sent / elapsed if elapsed > 0 else float(tally.sent)
     if dry_run:
         print(f"import (dry run): {tally.valid:,} valid, {tally.skipped:,} skipped, "
@@ -744,8 +766,8 @@ def _print_summary(tally: _Tally, elapsed: float, dry_run: bool, last_error: Opt
         return
     line = (f"import: sent {tally.sent:,}, failed {tally.failed:,}, "
             f"skipped {tally.skipped:,} in {elapsed:.2f}s ({rate:,.0f} events/s)")
-    if interrupted:
-        line += f"; interrupted, {not_sent:,} read but not sent"
+    if stopped:
+        line += f"; {stopped}, {not_sent:,} read but not sent"
     print(line)
     if tally.failed and last_error:
         print(f"import: last delivery error: {last_error}", file=sys.stderr)

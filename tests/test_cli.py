@@ -306,6 +306,22 @@ def test_import_counts_failed_requests_exactly(rudder_dataplane: DevServer, tmp_
     assert rudder_dataplane.count() == 150
 
 
+def test_import_gives_up_when_nothing_gets_through(rudder_dataplane: DevServer,
+                                                    tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """After N requests in a row deliver nothing, import stops reading and says so."""
+    lines = [{"type": "track", "userId": f"u{i}", "event": "E"} for i in range(5000)]
+    path = _write_lines(tmp_path / "events.jsonl", lines)
+    rudder_dataplane.fail_next(1000, status=401)
+    assert main(_args(rudder_dataplane, "import", str(path), "--threads", "1",
+                      "--batch-size", "10", "--give-up-after", "3")) == 1
+    out = capsys.readouterr().out
+    assert "gave up after 3 requests in a row failed" in out
+    posts = [r for r in rudder_dataplane.requests() if r.path == "/v1/batch"]
+    assert 3 <= len(posts) <= 6  # not all 500 batches
+    assert rudder_dataplane.count() == 0
+
+
 def test_import_many_lines_concurrently(rudder_dataplane: DevServer, tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     """Thousands of lines over several threads: every one is delivered exactly once."""
