@@ -264,9 +264,9 @@ def send_batch(client: Client, batch: Batch) -> BatchResult:
     from .client import _capture_hooks
 
     if _capture_hooks:  # rudder_analytics.testing is capturing: record, send nothing
-        for message in batch.messages:
+        for encoded in messages:
             for hook in _capture_hooks:
-                hook(message)
+                hook(encoded)
         result.delivered = len(messages)
     elif client.config.send:
         deliverer = client._deliverer()

@@ -46,8 +46,9 @@ Result = tuple[bool, Message]
 """What every event call returns: ``(success, message)``, as rudder-sdk-python does."""
 
 # Capture hooks installed by rudder_analytics.testing. While any is installed, every
-# message that any client builds is handed to each hook and is NOT queued or sent.
-_capture_hooks: list[Callable[[Message], None]] = []
+# message that any client builds is handed, encoded as it would be sent, to each hook and
+# is NOT queued or sent.
+_capture_hooks: list[Callable[[bytes], None]] = []
 
 
 def _logging_configured() -> bool:
@@ -238,7 +239,7 @@ class Client:
             raise
         if _capture_hooks:
             for hook in _capture_hooks:
-                hook(message)
+                hook(data)
             return True, message
         return self._dispatch(message, data)
 

@@ -183,9 +183,9 @@ class CapturedEvents:
         """True between :meth:`start` and :meth:`stop`."""
         return self._active
 
-    def _record(self, message: Mapping[str, Any]) -> None:
-        """The capture hook: called by the SDK with each built message."""
-        snapshot = _wire(message)
+    def _record(self, encoded: bytes) -> None:
+        """The capture hook: called by the SDK with each message as encoded for sending."""
+        snapshot = decode_message(encoded)
         with self._cond:
             self._messages.append(snapshot)
             self._cond.notify_all()
