@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -106,6 +107,12 @@ class Client:
             _enable_debug_logging()
         if config.send:  # fork hook for all (sessions); exit hook acts if config.atexit
             lifecycle.track(self)
+        # Collected without shutdown(): the workers deliver what is queued, then exit.
+        self._finalizer = weakref.finalize(
+            self, lifecycle.retire, self._pool,
+            config.shutdown_timeout if config.atexit else 0.0,
+        )
+        self._finalizer.atexit = False
         logger.info(
             "rudder_analytics client for %s (%s mode)", config.data_plane_url,
             "sync" if config.sync_mode else "background",
@@ -260,7 +267,6 @@ class Client:
             return False, message
         if not self._pool.started:
             self._pool.ensure_started()
-            lifecycle.hold(self)  # queued events are delivered at exit even if we are dropped
         return True, message
 
     def _deliverer(self) -> Deliverer:
@@ -327,6 +333,7 @@ class Client:
                 return self._shutdown_result
             self._closed = True
             lifecycle.forget(self)
+            self._finalizer.detach()
             budget = self.config.shutdown_timeout if timeout is None else max(0.0, timeout)
             deadline = time.monotonic() + budget
             if self._sync or not self._send:

@@ -1,11 +1,11 @@
 """Process-life hooks: delivery at interpreter exit, and a clean slate after fork.
 
 Both hooks are installed once, the first time a client needs them (importing
-the package installs nothing). They hold a client weakly until its workers
-start; from then until its shutdown they hold it strongly, because its queue
-outlives the caller's last reference (the running worker keeps the queue alive
-anyway): a client dropped without ``shutdown()`` still delivers at exit. A
-shut-down client leaves both sets and is never kept alive by them.
+the package installs nothing), and hold clients weakly: the hooks never keep a
+client alive. A client that is garbage collected without ``shutdown()`` has its
+worker pool *retired*: the workers deliver what is queued and then exit, and
+until they have, the exit hook keeps the pool and finishes its delivery within
+the client's ``shutdown_timeout``. So nothing queued is lost and nothing leaks.
 
 - ``atexit``: each live client delivers what it has queued within its
   ``shutdown_timeout``, then says how many events were not delivered.
@@ -22,10 +22,11 @@ from __future__ import annotations
 import atexit
 import os
 import threading
+import time
 import weakref
 from typing import Protocol
 
-__all__ = ["forget", "hold", "live_clients", "track"]
+__all__ = ["forget", "live_clients", "retire", "track"]
 
 
 class _Managed(Protocol):
@@ -34,9 +35,17 @@ class _Managed(Protocol):
     def _after_fork_in_child(self) -> None: ...
 
 
+class _Retirable(Protocol):
+    def retire(self) -> None: ...
+
+    def finish(self, deadline: float) -> int: ...
+
+    def done(self) -> bool: ...
+
+
 _clients: weakref.WeakSet[_Managed] = weakref.WeakSet()
-_running: set[_Managed] = set()
-"""Tracked clients whose workers have started and that have not been shut down."""
+_retired: dict[_Retirable, float] = {}
+"""Pools of collected clients that may still hold events, with their shutdown timeout."""
 _install_lock = threading.Lock()
 _installed = False
 
@@ -44,11 +53,15 @@ _installed = False
 def _run_at_exit() -> None:
     for client in list(_clients):
         client._at_exit()
+    for pool, timeout in list(_retired.items()):
+        pool.finish(time.monotonic() + timeout)
+    _retired.clear()
 
 
 def _run_after_fork_in_child() -> None:
     global _install_lock
     _install_lock = threading.Lock()  # may have been held by another thread at fork
+    _retired.clear()  # their events are the parent's to send
     for client in list(_clients):
         client._after_fork_in_child()
 
@@ -93,16 +106,22 @@ def track(client: _Managed) -> None:
         _clients.add(client)
 
 
-def hold(client: _Managed) -> None:
-    """Keep a tracked ``client`` alive until :func:`forget`: its workers have started."""
-    if client in _clients:
-        _running.add(client)
+def retire(pool: _Retirable, shutdown_timeout: float) -> None:
+    """A client was collected without ``shutdown()``: let its workers drain and exit.
+
+    Called by the client's ``weakref.finalize``; it must not block (it may run in any
+    thread, during garbage collection).
+    """
+    pool.retire()
+    with _install_lock:
+        for done in [p for p in _retired if p.done()]:
+            del _retired[done]
+        _retired[pool] = shutdown_timeout
 
 
 def forget(client: _Managed) -> None:
     """Remove ``client`` from the hooks (at shutdown)."""
     _clients.discard(client)
-    _running.discard(client)
 
 
 def live_clients() -> list[_Managed]:

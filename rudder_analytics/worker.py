@@ -215,6 +215,22 @@ class WorkerPool:
         if deliverer is not None:
             deliverer.transport.close()
 
+    def retire(self) -> None:
+        """Without blocking: deliver what is queued, then let the workers exit."""
+        self.stopping.set()
+        self._buffer.wake.set()
+
+    def done(self) -> bool:
+        """True when no worker runs and nothing is queued."""
+        return not self.alive() and not len(self._buffer)
+
+    def finish(self, deadline: float) -> int:
+        """Flush and stop by ``deadline``; return how many events were not delivered."""
+        lost_before = self._stats.lost_after_enqueue
+        self.flush(deadline)
+        in_flight = self.stop(deadline)
+        return in_flight + self._stats.lost_after_enqueue - lost_before
+
     def stop(self, deadline: float) -> int:
         """Stop the workers by ``deadline``; drop what is still queued (reason ``shutdown``).
 

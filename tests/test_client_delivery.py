@@ -439,3 +439,24 @@ def test_put_racing_shutdown_is_counted(make_client: Make, dataplane: DevServer)
     assert not ok
     stats = client.stats()
     assert stats["dropped"]["after_shutdown"] == 1 and stats["queue_depth"] == 0
+
+
+def test_dropped_client_delivers_then_its_workers_exit(dataplane: DevServer) -> None:
+    """A client collected without shutdown() is not kept alive by the SDK's hooks: its
+    workers deliver what was queued, then exit (no leaked thread)."""
+    import gc
+    import weakref
+
+    client = Client(WRITE_KEY, dataplane.url, upload_interval=30, atexit=False)
+    for i in range(250):
+        client.track(user_id="u", event="E", message_id=str(i))
+    workers = list(client._pool._threads)
+    assert workers and all(t.is_alive() for t in workers)
+    collected = weakref.ref(client)
+    del client
+    gc.collect()
+    assert collected() is None  # nothing in the SDK holds the client
+    assert dataplane.wait_for_events(250, timeout=10)
+    for thread in workers:
+        thread.join(10)
+    assert not any(t.is_alive() for t in workers)
