@@ -20,6 +20,7 @@ the client's ``shutdown_timeout``. So nothing queued is lost and nothing leaks.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 import time
@@ -54,7 +55,12 @@ def _run_at_exit() -> None:
     for client in list(_clients):
         client._at_exit()
     for pool, timeout in list(_retired.items()):
-        pool.finish(time.monotonic() + timeout)
+        lost = pool.finish(time.monotonic() + timeout)
+        if lost:
+            logging.getLogger("rudder_analytics").warning(
+                "rudder_analytics: %d event(s) of a client that was never shut down "
+                "were not delivered at exit", lost,
+            )
     _retired.clear()
 
 
