@@ -41,8 +41,12 @@ import sys
 import time
 import uuid
 import zlib
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "drivers"))
+from pinning import pin_to_cpu, renice  # shared with the drivers
 
 DEFAULT_MARKER = b'"Order Completed"'
 VERIFY_FIRST = 16
@@ -56,27 +60,6 @@ _STATUS_TEXT = {
 }
 
 
-def pin_to_cpu(cpu: int | None) -> str:
-    """Pin this process to ``cpu``; return a note for the output (never raises)."""
-    if cpu is None or cpu < 0:
-        return "not pinned"
-    if not hasattr(os, "sched_setaffinity"):  # pragma: no cover - not Linux
-        return "not pinned (no sched_setaffinity here)"
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except (OSError, ValueError) as exc:
-        return f"not pinned (cpu {cpu}: {exc})"
-    return f"pinned to cpu {cpu}"
-
-
-def renice(increment: int) -> str:
-    """Lower this process's nice value by ``-increment`` (root only); return a note."""
-    if not increment:
-        return ""
-    try:
-        return f", nice {os.nice(increment)}"
-    except OSError as exc:
-        return f", nice unchanged ({exc.strerror})"
 
 
 def count_exact(raw: bytes) -> int:

@@ -122,52 +122,41 @@ def make_ours(url: str, mode: str, n: int) -> Adapter:
     )
 
 
-def make_rudder(url: str, mode: str, n: int) -> Adapter:
-    """rudder-sdk-python 2.x (imports as ``rudderstack.analytics``)."""
-    from rudderstack.analytics import Client
-
+def _segment_shaped(name: str, dist: str, client_cls: Any, url: str, mode: str,
+                    n: int) -> Adapter:
+    """rudder-sdk-python and segment-analytics-python share Segment's client API."""
     kwargs = _queue_settings(mode, n)
     if mode == "down":
         kwargs["max_retries"] = LONG_RETRIES
-    client = Client(WRITE_KEY, host=url, **kwargs)
+    client = client_cls(WRITE_KEY, host=url, **kwargs)
     ctrack = client.track
 
     def track(uid: str, props: dict[str, Any]) -> bool:
         return bool(ctrack(user_id=uid, event=EVENT, properties=props)[0])
 
     return Adapter(
-        "rudder",
-        _version("rudder-sdk-python"),
+        name,
+        _version(dist),
         client,
         track,
         lambda timeout: client.flush(),
         client.queue.qsize,
         settings=kwargs,
     )
+
+
+def make_rudder(url: str, mode: str, n: int) -> Adapter:
+    """rudder-sdk-python 2.x (imports as ``rudderstack.analytics``)."""
+    from rudderstack.analytics import Client
+
+    return _segment_shaped("rudder", "rudder-sdk-python", Client, url, mode, n)
 
 
 def make_segment(url: str, mode: str, n: int) -> Adapter:
     """segment-analytics-python 2.x (imports as ``segment.analytics``)."""
     from segment.analytics import Client
 
-    kwargs = _queue_settings(mode, n)
-    if mode == "down":
-        kwargs["max_retries"] = LONG_RETRIES
-    client = Client(WRITE_KEY, host=url, **kwargs)
-    ctrack = client.track
-
-    def track(uid: str, props: dict[str, Any]) -> bool:
-        return bool(ctrack(user_id=uid, event=EVENT, properties=props)[0])
-
-    return Adapter(
-        "segment",
-        _version("segment-analytics-python"),
-        client,
-        track,
-        lambda timeout: client.flush(),
-        client.queue.qsize,
-        settings=kwargs,
-    )
+    return _segment_shaped("segment", "segment-analytics-python", Client, url, mode, n)
 
 
 def make_posthog(url: str, mode: str, n: int) -> Adapter:
