@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Optional
 
 __all__ = ["EventBuffer"]
 
@@ -110,8 +109,3 @@ class EventBuffer:
         """``(put_count, depth, bytes)`` read together."""
         with self._lock:
             return self.put_count, len(self._items), self._bytes
-
-    def oldest_size(self) -> Optional[int]:
-        """Length of the next message, if any."""
-        items = self._items
-        return len(items[0]) if items else None

@@ -205,11 +205,6 @@ class Config:
         return self.data_plane_url + "/v1/batch"
 
     @property
-    def request_timeout(self) -> Union[float, tuple[float, float]]:
-        """The ``timeout`` argument for requests."""
-        return self.timeout
-
-    @property
     def error_callback_arity(self) -> int:
         """Which ``on_error`` form the callback takes (2 or 4 arguments)."""
         return error_callback_arity(self.on_error)

@@ -27,7 +27,7 @@ import time
 import weakref
 from typing import Protocol
 
-__all__ = ["forget", "live_clients", "retire", "track"]
+__all__ = ["forget", "retire", "track"]
 
 
 class _Managed(Protocol):
@@ -129,7 +129,3 @@ def forget(client: _Managed) -> None:
     """Remove ``client`` from the hooks (at shutdown)."""
     _clients.discard(client)
 
-
-def live_clients() -> list[_Managed]:
-    """Clients the hooks currently hold (weakly)."""
-    return list(_clients)

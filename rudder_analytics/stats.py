@@ -154,10 +154,6 @@ class Stats:
             except Exception:
                 logger.exception("on_drop callback raised")
 
-    def dropped_total(self) -> int:
-        with self._lock:
-            return sum(self.dropped.values())
-
     def snapshot(
         self, enqueued: int, queue_depth: int, queue_bytes: int
     ) -> StatsSnapshot:

@@ -61,7 +61,7 @@ class Transport:
         }
         if config.gzip:
             self._headers["Content-Encoding"] = "gzip"
-        self._timeout = config.request_timeout
+        self._timeout = config.timeout
         self._session = self._new_session()
         self._template = self._prepare_template()
 
