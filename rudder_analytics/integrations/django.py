@@ -1,0 +1,200 @@
+"""Django middleware: one anonymous id per visitor, the signed-in user, ``request.rudder``.
+
+Add it after the authentication middleware (so ``request.user`` is set)::
+
+    MIDDLEWARE = [
+        ...,
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "rudder_analytics.integrations.django.RudderAnalyticsMiddleware",
+    ]
+
+Then, in a view::
+
+    from rudder_analytics.integrations.django import track
+
+    def checkout(request):
+        track(request, "Checkout Started", {"cart_size": 3})
+
+For each request the middleware reads the visitor's anonymous id from the JavaScript
+SDK's ``rl_anonymous_id`` cookie (see :mod:`rudder_analytics.integrations.web`), or
+mints one and sets that cookie on the response, so the visitor keeps one id across
+requests and shares it with the browser SDK. ``request.rudder`` is a
+:class:`~rudder_analytics.integrations.web.RequestAnalytics`: its calls carry the
+anonymous id, the user id (``str(request.user.pk)`` for a signed-in user, looked up
+only when an event is sent) and ``context`` (ip, userAgent, page url, path, referrer).
+
+Settings (all optional):
+
+``RUDDER_WRITE_KEY``, ``RUDDER_DATA_PLANE_URL``, ``RUDDER_OPTIONS``
+    When any is set, a client is built from them (``RUDDER_OPTIONS`` is a dict of
+    :class:`~rudder_analytics.Client` options) once per process. Otherwise the
+    module-level default client (``rudder_analytics.track``) is used, configured from
+    ``rudder_analytics.write_key`` or the ``RUDDER_*`` environment variables.
+``RUDDER_COOKIE_NAME`` (``"rl_anonymous_id"``), ``RUDDER_COOKIE_DOMAIN`` (None)
+    The cookie read and set. Give the domain the browser SDK uses (its
+    ``setCookieDomain`` option, by default the top-level domain) so both see one cookie.
+``RUDDER_SET_COOKIE`` (True)
+    Set the cookie when an id was minted. False: the id lives for one request only.
+``RUDDER_TRACK_REQUESTS`` (None)
+    An event name, e.g. ``"API Request"``: track each request (path, method, status).
+
+Nothing here waits for the network; an error in the middleware's own work is logged,
+never raised into the request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Optional
+
+from django.conf import settings
+
+import rudder_analytics
+
+from ..client import Client, Result
+from .web import (
+    ANONYMOUS_ID_COOKIE,
+    COOKIE_MAX_AGE,
+    RequestAnalytics,
+    decode_anonymous_id,
+    encode_anonymous_id,
+    new_anonymous_id,
+    request_context,
+)
+
+__all__ = ["RudderAnalyticsMiddleware", "get_client", "identify", "page", "track"]
+
+logger = logging.getLogger("rudder_analytics")
+
+_client: Optional[Client] = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> Client:
+    """The client for this process: built from the ``RUDDER_*`` settings, or the default.
+
+    Raises :class:`~rudder_analytics.ConfigurationError` if nothing configures one.
+    """
+    global _client
+    write_key = getattr(settings, "RUDDER_WRITE_KEY", None)
+    url = getattr(settings, "RUDDER_DATA_PLANE_URL", None)
+    options = getattr(settings, "RUDDER_OPTIONS", None)
+    if write_key is None and url is None and options is None:
+        return rudder_analytics.default_client()
+    with _client_lock:
+        if _client is None or _client.closed:
+            _client = Client(write_key, url, **(options or {}))
+        return _client
+
+
+def _user_id(request: Any) -> Optional[str]:
+    """``str(request.user.pk)`` for a signed-in user, else None."""
+    user = getattr(request, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    pk = getattr(user, "pk", None)
+    return None if pk is None else str(pk)
+
+
+def _context(request: Any) -> dict[str, Any]:
+    meta = request.META
+    try:
+        url: Optional[str] = request.build_absolute_uri()
+    except Exception:  # DisallowedHost: ALLOWED_HOSTS refuses the Host header
+        url = None
+    return request_context(
+        ip=meta.get("REMOTE_ADDR"), user_agent=meta.get("HTTP_USER_AGENT"), url=url,
+        path=request.path, search=("?" + meta["QUERY_STRING"]) if meta.get("QUERY_STRING")
+        else None, referrer=meta.get("HTTP_REFERER"),
+        locale=getattr(request, "LANGUAGE_CODE", None),
+    )
+
+
+class RudderAnalyticsMiddleware:
+    """Gives each request ``request.rudder`` and keeps the visitor's anonymous-id cookie.
+
+    ``client`` (for tests, or several data planes) overrides :func:`get_client`.
+    Override :meth:`get_user_id` to take the user id from somewhere else.
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[Any], Any],
+                 client: Optional[Client] = None) -> None:
+        self.get_response = get_response
+        self.client: Client = client if client is not None else get_client()
+        self.cookie_name: str = getattr(settings, "RUDDER_COOKIE_NAME", ANONYMOUS_ID_COOKIE)
+        self.cookie_domain: Optional[str] = getattr(settings, "RUDDER_COOKIE_DOMAIN", None)
+        self.set_cookie: bool = getattr(settings, "RUDDER_SET_COOKIE", True)
+        self.track_requests: Optional[str] = getattr(settings, "RUDDER_TRACK_REQUESTS", None)
+
+    def get_user_id(self, request: Any) -> Optional[str]:
+        """The signed-in user's id: ``str(request.user.pk)``, or None."""
+        return _user_id(request)
+
+    def __call__(self, request: Any) -> Any:
+        analytics = self._start(request)
+        response = self.get_response(request)
+        if analytics is not None:
+            self._finish(request, response, analytics)
+        return response
+
+    def _start(self, request: Any) -> Optional[RequestAnalytics]:
+        try:
+            anonymous_id = decode_anonymous_id(request.COOKIES.get(self.cookie_name))
+            minted = anonymous_id is None
+            analytics = RequestAnalytics(
+                self.client, anonymous_id or new_anonymous_id(),
+                user_id=lambda: self.get_user_id(request), context=_context(request),
+                minted=minted,
+            )
+        except Exception:
+            logger.exception("rudder_analytics middleware: could not prepare the request")
+            return None
+        request.rudder = analytics
+        request.rudder_anonymous_id = analytics.anonymous_id
+        return analytics
+
+    def _finish(self, request: Any, response: Any, analytics: RequestAnalytics) -> None:
+        try:
+            if analytics.minted and self.set_cookie and self.cookie_name not in response.cookies:
+                response.set_cookie(
+                    self.cookie_name, encode_anonymous_id(analytics.anonymous_id),
+                    max_age=COOKIE_MAX_AGE, domain=self.cookie_domain, path="/",
+                    secure=request.is_secure(), httponly=False, samesite="Lax",
+                )
+            if self.track_requests:
+                analytics.track(self.track_requests, {
+                    "path": request.path, "method": request.method,
+                    "status": response.status_code,
+                })
+        except Exception:
+            logger.exception("rudder_analytics middleware: could not finish the request")
+
+
+def _analytics(request: Any) -> RequestAnalytics:
+    analytics: Optional[RequestAnalytics] = getattr(request, "rudder", None)
+    if analytics is None:
+        raise RuntimeError("request.rudder is not set: add "
+                           "rudder_analytics.integrations.django.RudderAnalyticsMiddleware "
+                           "to settings.MIDDLEWARE")
+    return analytics
+
+
+def track(request: Any, event: str, properties: Optional[dict[str, Any]] = None,
+          **options: Any) -> Result:
+    """Track ``event`` for the request's visitor (``request.rudder.track``)."""
+    return _analytics(request).track(event, properties, **options)
+
+
+def page(request: Any, name: Optional[str] = None,
+         properties: Optional[dict[str, Any]] = None, **options: Any) -> Result:
+    """Record a page view of this request (``request.rudder.page``)."""
+    return _analytics(request).page(name, properties, **options)
+
+
+def identify(request: Any, traits: Optional[dict[str, Any]] = None, **options: Any) -> Result:
+    """Tie the visitor's anonymous id to the user (``request.rudder.identify``)."""
+    return _analytics(request).identify(traits, **options)
