@@ -56,6 +56,7 @@ from ..client import Client, Result
 from .web import (
     ANONYMOUS_ID_COOKIE,
     COOKIE_MAX_AGE,
+    ClientSource,
     RequestAnalytics,
     decode_anonymous_id,
     encode_anonymous_id,
@@ -77,11 +78,14 @@ def get_client() -> Client:
     Raises :class:`~rudder_analytics.ConfigurationError` if nothing configures one.
     """
     global _client
+    client = _client
+    if client is not None and not client.closed:
+        return client
     write_key = getattr(settings, "RUDDER_WRITE_KEY", None)
     url = getattr(settings, "RUDDER_DATA_PLANE_URL", None)
     options = getattr(settings, "RUDDER_OPTIONS", None)
     if write_key is None and url is None and options is None:
-        return rudder_analytics.default_client()
+        return rudder_analytics.get_default_client()
     with _client_lock:
         if _client is None or _client.closed:
             _client = Client(write_key, url, **(options or {}))
@@ -124,7 +128,9 @@ class RudderAnalyticsMiddleware:
     def __init__(self, get_response: Callable[[Any], Any],
                  client: Optional[Client] = None) -> None:
         self.get_response = get_response
-        self.client: Client = client if client is not None else get_client()
+        if client is None:
+            get_client()  # a configuration error shows at startup, not on the first event
+        self.client: ClientSource = client if client is not None else get_client
         self.cookie_name: str = getattr(settings, "RUDDER_COOKIE_NAME", ANONYMOUS_ID_COOKIE)
         self.cookie_domain: Optional[str] = getattr(settings, "RUDDER_COOKIE_DOMAIN", None)
         self.set_cookie: bool = getattr(settings, "RUDDER_SET_COOKIE", True)
