@@ -1,14 +1,16 @@
 """The documentation site builds with ``mkdocs build --strict``: no broken link or anchor,
 no page left out of the navigation, no docstring the API reference cannot render.
 
-Skipped only when mkdocs is not installed (scripts/test installs the ``docs`` extra,
-so CI runs it). The build needs no network: the theme's web fonts are off.
+The build test is skipped only when mkdocs is not installed (scripts/test installs the
+``docs`` extra, so CI runs it). The build needs no network: the theme's web fonts are off.
+README.md's relative links are checked too (mkdocs does not see README.md).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +19,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
+needs_mkdocs = pytest.mark.skipif(
     importlib.util.find_spec("mkdocs") is None, reason="mkdocs not installed (the docs extra)"
 )
+_LINK = re.compile(r"\]\((?!https?://|#|mailto:)([^)\s#]+)(?:#[^)]*)?\)")
 
 
+def test_readme_links_point_at_files() -> None:
+    """Every relative link in README.md names a file of the repository (they work on GitHub)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = _LINK.findall(readme)
+    assert "docs/index.md" in targets
+    missing = [target for target in targets if not (ROOT / target).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
+
+
+@needs_mkdocs
 def test_site_builds_strict(tmp_path: Path) -> None:
     """``mkdocs build --strict`` succeeds and renders the API reference from the docstrings."""
     site = tmp_path / "site"
