@@ -163,6 +163,20 @@ class Batch:
             return  # the block raised: send nothing, let the exception propagate
         self.result = self._client.send(self)
 
+    async def __aenter__(self) -> Batch:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        """``async with client.batch() as batch:`` delivers through the asyncio driver."""
+        if exc_type is not None or self._client is None:
+            return
+        self.result = await self._client.asend(self)
+
     # --- contents and storage ---------------------------------------------------------
 
     def __len__(self) -> int:

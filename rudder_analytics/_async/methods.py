@@ -1,0 +1,194 @@
+"""The Client's asyncio methods: ``aflush``, ``ashutdown``, ``asend``, ``async with``.
+
+They hold no thread while they wait, work on whichever loop awaits them (no
+per-loop state is kept, so one client serves successive ``asyncio.run()``
+calls) and can be cancelled: cancelling abandons only the wait, and queued
+events stay queued. ``aflush``/``ashutdown`` await the worker threads'
+progress (:mod:`.progress`); ``asend`` delivers a batch through the asyncio
+driver on ``httpx`` (the ``async`` extra), or, without it, hands the batch to
+the worker threads and awaits them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Optional, Protocol, cast
+
+from .._core.batching import BodyBudget, chunk_messages
+from .._core.delivery import Delivery, Hold
+from .._core.outcomes import DeliveryReport
+from .._core.policy import RetryPolicy
+from .._sink import StatsSink
+from ..stats import DropReason
+from . import driver
+from .progress import wait_done, wait_flushed
+from .transport import AsyncTransport, httpx_available
+
+if TYPE_CHECKING:
+    from ..batches import Batch, BatchResult
+    from ..buffer import EventBuffer
+    from ..config import Config
+    from ..stats import Stats
+    from ..worker import WorkerPool
+
+__all__ = ["AsyncMethods"]
+
+
+class _Host(Protocol):
+    """The parts of :class:`~rudder_analytics.client.Client` these methods use."""
+
+    config: Config
+    _pool: WorkerPool
+    _buffer: EventBuffer
+    _stats: Stats
+    _sync: bool
+    _send: bool
+
+    @property
+    def closed(self) -> bool: ...
+
+    def shutdown(self, timeout: Optional[float] = None) -> bool: ...
+
+    def send(self, batch: Batch) -> BatchResult: ...
+
+
+def _capturing() -> bool:
+    """True while ``rudder_analytics.testing`` captures (nothing may be sent)."""
+    from .. import client as client_module
+
+    return bool(client_module._capture_hooks)
+
+
+class AsyncMethods:
+    """Mixed into :class:`~rudder_analytics.client.Client`."""
+
+    async def __aenter__(self) -> Any:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        await self.ashutdown()
+
+    async def aflush(self, timeout: Optional[float] = None) -> bool:
+        """:meth:`Client.flush` for coroutines: the loop stays free while workers deliver.
+
+        True if every event queued before the call was delivered; False if some
+        were dropped or ``timeout`` seconds (``None``: the retry deadline) passed.
+        """
+        host = cast(_Host, self)
+        if host._sync or not host._send:
+            return True
+        budget = host.config.retry_deadline if timeout is None else max(0.0, timeout)
+        lost_before = host._stats.lost_after_enqueue
+        done = await _flush_on_workers(host, time.monotonic() + budget)
+        return done and host._stats.lost_after_enqueue == lost_before
+
+    async def ashutdown(self, timeout: Optional[float] = None) -> bool:
+        """:meth:`Client.shutdown` for coroutines; returns within about ``timeout`` seconds
+        (``None``: ``shutdown_timeout``) even when the data plane hangs."""
+        host = cast(_Host, self)
+        if host.closed or host._sync or not host._send:
+            return host.shutdown(timeout)
+        budget = host.config.shutdown_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + budget
+        lost_before = host._stats.lost_after_enqueue
+        flushed = await _flush_on_workers(host, deadline)
+        host._pool.retire()  # workers exit once the queue is empty; nothing blocks here
+        await wait_done(host._pool, deadline)
+        ok = host.shutdown(max(0.0, deadline - time.monotonic()))
+        return ok and flushed and host._stats.lost_after_enqueue == lost_before
+
+    async def asend(self, batch: Batch) -> BatchResult:
+        """:meth:`Client.send` for coroutines: deliver ``batch`` now, keeping its message ids."""
+        host = cast(_Host, self)
+        if host.closed or not host.config.send or _capturing():
+            return host.send(batch)  # no network involved: refused, dry run or captured
+        if httpx_available():
+            report = await _send_on_loop(host, batch.encoded(), self._loop_hold())
+        else:
+            report = await _send_on_workers(host, batch.encoded())
+        result = _as_batch_result(report)
+        batch.result = result
+        if not result.ok and host.config.raise_on_error:
+            error = result.first_error()
+            if error is not None:
+                raise error
+        return result
+
+    def _loop_hold(self) -> Hold:
+        """The ``Retry-After`` hold shared by this client's asyncio sends."""
+        hold: Optional[Hold] = self.__dict__.get("_async_hold")
+        if hold is None:
+            hold = self.__dict__.setdefault("_async_hold", Hold())
+        return hold
+
+
+async def _flush_on_workers(host: _Host, deadline: float) -> bool:
+    pool = host._pool
+    if len(host._buffer) and not pool.alive() and not pool.ensure_started():
+        # No thread can run (interpreter finalizing): deliver here, bounded by the deadline.
+        return pool.flush(deadline)
+    return await wait_flushed(pool, deadline)
+
+
+async def _send_on_loop(host: _Host, messages: list[bytes], hold: Hold) -> DeliveryReport:
+    config = host.config
+    chunks = chunk_messages(messages, BodyBudget.for_batch(config.max_request_bytes))
+    result = DeliveryReport()
+    sink = StatsSink(host._stats, queued=False, url=config.batch_url)
+    policy = RetryPolicy.from_config(config)
+    async with AsyncTransport(config) as transport:
+        for index, chunk in enumerate(chunks):
+            now = time.monotonic()
+            deadline = now + config.sync_deadline
+            machine = Delivery(chunk, policy, now=now, deadline=deadline, hold=hold, sink=sink)
+            try:
+                report = await driver.run(machine, transport, deadline=deadline)
+            except asyncio.CancelledError:
+                left = sum(len(c) for c in chunks[index + 1:])
+                host._stats.add_dropped(DropReason.SHUTDOWN, left, enqueued=False)
+                raise
+            result.delivered += report.delivered
+            result.failed += report.failed
+            result.requests.extend(report.requests)
+    return result
+
+
+async def _send_on_workers(host: _Host, messages: list[bytes]) -> DeliveryReport:
+    """Without httpx: queue the batch for the worker threads and await their progress."""
+    stats = host._stats
+    lost_before = stats.lost_after_enqueue
+    accepted = 0
+    for message in messages:
+        if host._buffer.put(message):
+            accepted += 1
+        else:
+            stats.add_dropped(DropReason.QUEUE_FULL, 1, enqueued=False)
+    result = DeliveryReport(failed=len(messages) - accepted)
+    if accepted:
+        host._pool.ensure_started()
+        done = await _flush_on_workers(host, time.monotonic() + host.config.sync_deadline)
+        lost = min(accepted, stats.lost_after_enqueue - lost_before) if done else accepted
+        result.delivered = accepted - lost
+        result.failed += lost
+    return result
+
+
+def _as_batch_result(report: DeliveryReport) -> BatchResult:
+    """The same report as the ``BatchResult`` type that :meth:`Client.send` returns.
+
+    Phase 1 only: once ``delivery.py`` re-exports the core's report types, this is
+    the identity and can go.
+    """
+    from ..batches import BatchResult as Legacy
+    from ..delivery import RequestResult
+
+    requests = [RequestResult(r.status_code, r.body, r.messages, r.delivered, r.attempts,
+                              r.error) for r in report.requests]
+    return Legacy(delivered=report.delivered, failed=report.failed, requests=requests)

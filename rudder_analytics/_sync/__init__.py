@@ -1,0 +1,1 @@
+"""The blocking driver of the delivery core, on ``requests`` (workers, sync mode, batches)."""

@@ -1,0 +1,85 @@
+"""The blocking driver: runs a core :class:`~rudder_analytics._core.delivery.Delivery`
+over the ``requests`` :class:`~rudder_analytics.transport.Transport`.
+
+Waits are ``Event.wait`` calls, so a shutdown (``cancel``) ends them at once;
+the clock, the wait and ``sentAt`` are injectable so that the unit tests run
+the same loop on a fake clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable, Optional, Protocol
+
+from .._core.delivery import Answer, Delivery, Done, Wait
+from .._core.outcomes import DeliveryReport
+from ..messages import now_iso
+from ..transport import Attempt
+
+__all__ = ["answer_from_attempt", "run", "wait_until"]
+
+_NEVER = threading.Event()
+"""A cancel event that is never set (sync sends are bounded by their deadline)."""
+
+
+class Poster(Protocol):
+    """What the driver needs of a transport: :meth:`Transport.post`."""
+
+    def post(self, body: bytes) -> Attempt: ...
+
+
+def wait_until(deadline: float, cancel: threading.Event) -> bool:
+    """Wait until ``time.monotonic()`` reaches ``deadline``; False if ``cancel`` was set.
+
+    Loops because ``Event.wait`` may return a hair early: nothing is sent before its time.
+    """
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return not cancel.is_set()
+        if cancel.wait(remaining):
+            return False
+
+
+def answer_from_attempt(attempt: Attempt) -> Answer:
+    """The core's view of what :meth:`Transport.post` returned."""
+    response: Any = attempt.response
+    headers = getattr(response, "headers", None)
+    location = headers.get("Location") if headers is not None else None
+    return Answer(attempt.status_code, attempt.body, attempt.retry_after, attempt.exception,
+                  location, response, attempt.wire_bytes)
+
+
+def run(
+    machine: Delivery,
+    transport: Poster,
+    cancel: Optional[threading.Event] = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wait: Optional[Callable[[float], bool]] = None,
+    sent_at: Callable[[], str] = now_iso,
+) -> DeliveryReport:
+    """Drive ``machine`` to its end in this thread; returns its report.
+
+    ``wait(until)`` returns False when cancelled (default: :func:`wait_until` on
+    ``cancel``); a set ``cancel`` is passed on to the machine before each step.
+    """
+    cancel = cancel or _NEVER
+    if wait is None:
+        def wait(until: float) -> bool:
+            return wait_until(until, cancel)
+    while True:
+        if cancel.is_set():
+            machine.cancel()
+        action = machine.next_action(clock(), sent_at())
+        if isinstance(action, Done):
+            return action.report
+        if isinstance(action, Wait):
+            if not wait(action.until):
+                machine.cancel()
+            continue
+        answer = answer_from_attempt(transport.post(action.body))
+        if cancel.is_set():
+            machine.cancel()
+        machine.receive(answer, clock())
