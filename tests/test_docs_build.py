@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -50,6 +51,54 @@ def test_site_builds_strict(tmp_path: Path) -> None:
                  "rudder_analytics.DeliveryError", "rudder_analytics.StatsSnapshot"):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
     assert ":meth:" not in api  # the reST roles of the docstrings are rendered as code
+    delivery = (site / "delivery" / "index.html").read_text(encoding="utf-8")
+    assert "That covers:<ul>" in delivery  # a two-space nested list stays nested
     home = (site / "index.html").read_text(encoding="utf-8")
     assert "fonts.googleapis.com" not in home  # theme.font: false: nothing fetched
 
+
+
+def _hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("rudder_docs_hooks", ROOT / "docs" / "_hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_space_lists_are_widened_and_code_keeps_its_shape() -> None:
+    """GitHub-style two-space nesting becomes four spaces; fenced code shifts as a whole."""
+    source = (
+        "- item\n"
+        "  - nested\n"
+        "    continued\n"
+        "- with code:\n"
+        "\n"
+        "  ```python\n"
+        "  def f():\n"
+        "      return 1\n"
+        "  ```\n"
+        "\n"
+        "after\n"
+        "  not a list\n"
+    )
+    assert _hooks().widen_lists(source) == (
+        "- item\n"
+        "    - nested\n"
+        "        continued\n"
+        "- with code:\n"
+        "\n"
+        "    ```python\n"
+        "    def f():\n"
+        "        return 1\n"
+        "    ```\n"
+        "\n"
+        "after\n"
+        "  not a list\n"
+    )
+
+
+def test_four_space_lists_are_left_alone() -> None:
+    """A list already indented by four spaces is not re-indented (it would become code)."""
+    source = "- item\n    - nested\n\n    more of item\n"
+    assert _hooks().widen_lists(source) == source
