@@ -145,14 +145,16 @@ def test_parse_rate_limit() -> None:
 
 @POSIX_SIGNALS
 def test_process_serves_prints_events_and_stops_on_sigterm(children: List[Child]) -> None:
-    """``--port 0`` prints the real URL and the write keys; each stored event is one
-    readable line; SIGTERM stops it cleanly with status 0."""
+    """``--port 0`` prints the real URL, the write keys and the page to open; each stored
+    event and each refused request is one readable line; SIGTERM stops it cleanly with
+    status 0."""
     child = Child("--write-key", "cli-key", "--disabled-write-key", "off-key")
     children.append(child)
     banner = child.line()
     assert banner.startswith("rudder-analytics dev-server listening on http://127.0.0.1:")
     assert "write keys: cli-key" in banner and "disabled: off-key" in banner
     url = banner.split("listening on ", 1)[1].split()[0]
+    assert child.line() == f"open {url}/ in a browser to watch events arrive"
 
     assert requests.get(url + "/health", timeout=20).status_code == 200
     body = {
@@ -167,6 +169,9 @@ def test_process_serves_prints_events_and_stops_on_sigterm(children: List[Child]
     first, second = child.line(), child.line()
     assert "track" in first and "user=u-cli" in first and first.endswith("Signed Up")
     assert "page" in second and "anon=anon-cli" in second and second.endswith("Pricing")
+    rejected = child.line()
+    assert "REJECTED 404" in rejected and "POST /v1/batch" in rejected
+    assert "source is disabled" in rejected and rejected.endswith("key=off-key")
 
     err = child.stop(signal.SIGTERM)
     assert child.proc.returncode == 0, err
@@ -184,6 +189,7 @@ def test_json_lines_and_sigint(children: List[Child]) -> None:
     banner = json.loads(child.line())
     assert banner["write_keys"] == ["test-write-key"]
     url = banner["listening"]
+    assert banner["page"] == url + "/"
     body = {"batch": [{"type": "identify", "userId": "j1", "messageId": "m-json"}]}
     assert post(url, body).status_code == 200
     event = json.loads(child.line())
@@ -202,6 +208,7 @@ def test_quiet_prints_only_the_start_line(children: List[Child], tmp_path: Path)
     child = Child("--quiet", "--db", str(db), "--legacy-bodies")
     children.append(child)
     url = child.line().split("listening on ", 1)[1].split()[0]
+    assert child.line().startswith("open ")
     answer = post(url, {"batch": [{"type": "track", "userId": "q"}] * 3})
     assert (answer.status_code, answer.text) == (200, "OK")
     err = child.stop()

@@ -2,7 +2,8 @@
 ``python -m rudder_analytics.devserver``.
 
 Prints one line with the URL and write keys when it listens (a JSON object with
-``--json``), then one line per stored event unless ``--quiet``. Ctrl-C and SIGTERM stop
+``--json``) and one with the address of the live page for a browser, then one line per
+stored event or refused request unless ``--quiet``. Ctrl-C and SIGTERM stop
 it cleanly with exit status 0.
 """
 
@@ -16,48 +17,13 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
+from .._argtypes import non_negative_int, parse_rate_limit, positive_int
 from .protocol import DEFAULT_MAX_REQUEST_BYTES
 from .server import DEFAULT_WRITE_KEY, DevServer
 
-__all__ = ["build_parser", "main", "parse_rate_limit"]
-
-
-def parse_rate_limit(text: str) -> Tuple[int, float]:
-    """``EVENTS/SECONDS`` (e.g. ``1000/60``) -> ``(1000, 60.0)``."""
-    events_text, sep, seconds_text = text.partition("/")
-    try:
-        if not sep:
-            raise ValueError
-        events = int(events_text)
-        seconds = float(seconds_text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected EVENTS/SECONDS such as 1000/60, got {text!r}"
-        ) from None
-    if events <= 0 or seconds <= 0:
-        raise argparse.ArgumentTypeError("EVENTS and SECONDS must be positive")
-    return events, seconds
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
-    value = non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return value
+__all__ = ["build_parser", "main", "non_negative_int", "parse_rate_limit", "positive_int"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +165,7 @@ def _run(args: argparse.Namespace, console: Optional[str]) -> int:
                 "write_keys": list(server.write_keys),
                 "disabled_write_keys": list(server.disabled_write_keys),
             }
+            banner["page"] = server.page_url
             print(json.dumps(banner), flush=True)
         else:
             line = f"rudder-analytics dev-server listening on {server.url}"
@@ -206,6 +173,7 @@ def _run(args: argparse.Namespace, console: Optional[str]) -> int:
             if server.disabled_write_keys:
                 line += f"  disabled: {', '.join(server.disabled_write_keys)}"
             print(line, flush=True)
+            print(f"open {server.page_url} in a browser to watch events arrive", flush=True)
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:  # pragma: no cover - only if SIGINT handling was refused
