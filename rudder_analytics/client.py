@@ -17,7 +17,7 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from . import lifecycle
+from . import lifecycle, signals
 from .buffer import EventBuffer
 from .config import Config
 from .delivery import Deliverer, DeliveryReport
@@ -107,6 +107,8 @@ class Client:
             _enable_debug_logging()
         if config.send:  # fork hook for all (sessions); exit hook acts if config.atexit
             lifecycle.track(self)
+        if config.handle_sigterm:  # once per process, from the main thread
+            signals.install(config)
         # Collected without shutdown(): the workers deliver what is queued, then exit.
         self._finalizer = weakref.finalize(
             self, lifecycle.retire, self._pool,

@@ -130,6 +130,11 @@ class Config:
     """Sync mode and batches raise :class:`DeliveryError` on failure instead of returning False."""
     atexit: bool = True
     """Deliver queued events at interpreter exit."""
+    handle_sigterm: bool = False
+    """Install a SIGTERM handler (from the main thread, once per process) that delivers
+    every live client within ``shutdown_timeout``, then hands the signal to the handler
+    it replaced (or ends the process as SIGTERM's default action does, status -15).
+    See docs/guides/deployment.md."""
     max_response_bytes: int = 64 * 1024
     """Response bodies are read up to this many bytes, never more."""
 

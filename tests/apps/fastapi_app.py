@@ -1,0 +1,25 @@
+"""A FastAPI app without a lifespan hook that tracks one event per request (for uvicorn).
+
+The client is built at import, on the main thread of each worker.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from tests.apps.common import held_client
+
+client = held_client()
+app = FastAPI()
+
+
+@app.get("/track/{seq}")
+async def track(seq: int) -> dict[str, object]:
+    """Track one event; say whether it was accepted and which worker took it."""
+    ok, _ = client.track("web-user", "Request", {"seq": seq})
+    return {"ok": ok, "pid": os.getpid()}
+
+
+print("app-ready", os.getpid(), flush=True)
