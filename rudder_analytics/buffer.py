@@ -83,6 +83,21 @@ class EventBuffer:
             self.take_count += len(batch)
             return batch, self.take_count
 
+    def put_front(self, messages: list[bytes]) -> bool:
+        """Give back taken messages, at the head and in order (they were accepted already).
+
+        Their sequence numbers are reused, so flush accounting stays exact. Bounds
+        are not checked again. False (nothing stored) once the buffer is closed.
+        """
+        with self._lock:
+            if self.closed:
+                return False
+            self._items.extendleft(reversed(messages))
+            self._bytes += sum(len(m) for m in messages)
+            self.take_count -= len(messages)
+        self.wake.set()
+        return True
+
     def drain(self) -> list[bytes]:
         """Close the buffer; remove and return everything queued (for shutdown accounting).
 

@@ -9,20 +9,23 @@ queue or a closed client returns ``(False, message)`` and is counted.
 
 from __future__ import annotations
 
+import copy
 import logging
-import sys
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
-from . import lifecycle, signals
+from . import _compat, lifecycle, signals
+from ._async.methods import AsyncMethods
 from .buffer import EventBuffer
+from .callbacks import CallbackDispatcher
 from .config import Config
 from .delivery import Deliverer, DeliveryReport
 from .encoding import encode_message
-from .exceptions import ClientClosedError, MessageTooLargeError, ValidationError
+from .exceptions import ClientClosedError, InvalidTypeError, MessageTooLargeError, ValidationError
 from .messages import (
     Message,
     build_alias,
@@ -33,11 +36,12 @@ from .messages import (
     build_track,
     check_message_ids_after_fork,
 )
+from .report import Reporter, emit
 from .stats import DropReason, Stats, StatsSnapshot
 from .worker import WorkerPool
 
 if TYPE_CHECKING:
-    from .batches import Batch, BatchResult
+    from .batches import Batch
 
 __all__ = ["Client"]
 
@@ -52,14 +56,17 @@ Result = tuple[bool, Message]
 _capture_hooks: list[Callable[[bytes], None]] = []
 
 
-def _logging_configured() -> bool:
-    """True if a WARNING from our logger would reach some handler."""
-    current: Optional[logging.Logger] = logger
-    while current is not None:
-        if any(not isinstance(h, logging.NullHandler) for h in current.handlers):
-            return True
-        current = current.parent if current.propagate else None
-    return False
+def add_capture_hook(hook: Callable[[bytes], None]) -> None:
+    """Install a capture hook (for :mod:`rudder_analytics.testing`)."""
+    _capture_hooks.append(hook)
+
+
+def remove_capture_hook(hook: Callable[[bytes], None]) -> None:
+    """Remove one capture hook installed with :func:`add_capture_hook` (by equality)."""
+    for index, installed in enumerate(_capture_hooks):
+        if installed == hook:
+            del _capture_hooks[index]
+            return
 
 
 def _enable_debug_logging() -> None:
@@ -72,7 +79,7 @@ def _enable_debug_logging() -> None:
         logger.addHandler(handler)
 
 
-class Client:
+class Client(AsyncMethods):
     """A RudderStack client: queues events and delivers them from background threads.
 
     ``Client(write_key, data_plane_url, **options)``; the options are those of
@@ -90,18 +97,25 @@ class Client:
     ) -> None:
         config = Config.build(write_key, data_plane_url, **options)
         self.config = config
-        self._stats = Stats(config.on_drop)
+        # Only the client holds the user's callables; background parts get a config
+        # without them and reach the callbacks weakly (no owner kept alive by a pool).
+        self._callbacks = CallbackDispatcher(config.on_error, config.on_drop)
+        self._reporter = Reporter()
+        self._stats = Stats(self._reporter, self._callbacks)
         self._buffer = EventBuffer(config.max_queue_size, config.max_queue_bytes,
                                    config.upload_size)
-        self._pool = WorkerPool(config, self._buffer, self._stats)
+        self._pool = WorkerPool(config.without_callbacks(), self._buffer, self._stats)
         self._max_message_size = config.max_message_size
+        # normalised by Config to a tuple of callables, or None
+        self._before_send = cast(Optional[tuple[Callable[[Any], Any], ...]], config.before_send)
         self._send = config.send
         self._sync = config.sync_mode
         self._closed = False
         self.not_delivered = 0
-        """Events that :meth:`shutdown` could not deliver (dropped during it, or in flight)."""
-        self._shutdown_result: Optional[bool] = None
-        self._shutdown_lock = threading.Lock()
+        """Events that :meth:`shutdown` could not deliver (dropped during it, or in flight),
+        each counted once."""
+        self._drops_seen_by_flush = 0
+        self._reset_shutdown_state()
         self._local = threading.local()
         if config.debug:
             _enable_debug_logging()
@@ -240,6 +254,11 @@ class Client:
             check_message_ids_after_fork()
         try:
             message = builder(*args)
+            if self._before_send is not None:
+                hooked = self._run_hooks(message)
+                if hooked is None:
+                    return False, message
+                message = hooked
             data = encode_message(message, self._max_message_size)
         except ValidationError as exc:
             reason = (DropReason.TOO_LARGE if isinstance(exc, MessageTooLargeError)
@@ -252,6 +271,31 @@ class Client:
             return True, message
         return self._dispatch(message, data)
 
+    def _run_hooks(self, message: Message) -> Optional[Message]:
+        """Apply ``before_send`` to a copy; None when a hook filtered or failed (counted)."""
+        hooks = self._before_send or ()
+        current: Any = copy.deepcopy(message)
+        for hook in hooks:
+            try:
+                current = hook(current)
+            except Exception as exc:  # never send an event a hook failed to scrub
+                self._stats.add_dropped(DropReason.HOOK_ERROR, 1, lambda: [message],
+                                        enqueued=False,
+                                        cause=f"before_send raised {type(exc).__name__}")
+                return None
+            if current is None:
+                self._stats.add_dropped(DropReason.FILTERED, 1, lambda: [message],
+                                        enqueued=False)
+                return None
+        if not isinstance(current, dict) or current.get("type") != message["type"]:
+            raise InvalidTypeError(
+                f"before_send must return the message (a dict of type {message['type']!r}) "
+                f"or None, not {type(current).__name__}")
+        if current.get("userId") in (None, "") and current.get("anonymousId") in (None, ""):
+            raise ValidationError("before_send removed both userId and anonymousId")
+        result: Message = current
+        return result
+
     def _dispatch(self, message: Message, data: bytes) -> Result:
         if self._closed:
             self._stats.add_dropped(DropReason.AFTER_SHUTDOWN, 1, lambda: [message],
@@ -262,7 +306,9 @@ class Client:
         if not self._send:
             return True, message
         if self._sync:
-            return self._deliver_now([data]).ok, message
+            ok = self._deliver_now([data]).ok
+            self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
+            return ok, message
         if not self._buffer.put(data):
             reason = DropReason.AFTER_SHUTDOWN if self._buffer.closed else DropReason.QUEUE_FULL
             self._stats.add_dropped(reason, 1, lambda: [message], enqueued=False)
@@ -275,7 +321,7 @@ class Client:
         """This thread's deliverer for synchronous sends (sessions are per thread)."""
         deliverer: Optional[Deliverer] = getattr(self._local, "deliverer", None)
         if deliverer is None:
-            deliverer = Deliverer(self.config, self._stats)
+            deliverer = Deliverer(self.config, self._stats, gate=self._pool.gate, queued=False)
             self._local.deliverer = deliverer
         return deliverer
 
@@ -302,63 +348,98 @@ class Client:
 
         return Batch(client=self)
 
-    def send(self, batch: Batch) -> BatchResult:
-        """Deliver a batch now (synchronously), keeping its message ids."""
-        from .batches import send_batch
-
-        return send_batch(self, batch)
-
     # --- flush, shutdown, stats -------------------------------------------------------
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Send queued events now and wait until they are delivered or dropped.
 
-        Returns True if every event queued before the call was delivered, False
-        if some were dropped or ``timeout`` seconds passed first (``None``: the
-        retry deadline). Never raises because delivery failed.
+        Returns True only if every event queued before the call was delivered and
+        nothing tracked since the previous ``flush()`` (or since the client started)
+        was dropped, for any reason (``queue_full`` included); False as well if
+        ``timeout`` seconds (``None``: ``flush_timeout``) passed first. The callbacks
+        for what it delivered have run when it returns. Never raises because
+        delivery failed.
         """
-        if self._sync or not self._send:
+        if not self._send:
             return True
-        budget = self.config.retry_deadline if timeout is None else max(0.0, timeout)
-        lost_before = self._stats.lost_after_enqueue
-        done = self._pool.flush(time.monotonic() + budget)
-        return done and self._stats.lost_after_enqueue == lost_before
+        budget = self.config.flush_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + budget
+        baseline = self._drops_seen_by_flush  # drops until the previous flush
+        done = True if self._sync else self._pool.flush(deadline)
+        self._callbacks.wait_idle(deadline)
+        self._reporter.flush()
+        dropped = self._stats.dropped_total
+        self._drops_seen_by_flush = max(self._drops_seen_by_flush, dropped)
+        return done and dropped == baseline
 
     def shutdown(self, timeout: Optional[float] = None) -> bool:
         """Flush, then stop the workers; later calls are refused. Idempotent.
 
         Waits at most ``timeout`` seconds (``None``: ``shutdown_timeout``).
-        Returns True if everything queued was delivered.
+        Returns True if everything queued was delivered. Safe to call from a
+        callback (it then returns False at once rather than wait for itself) and
+        from several threads. If it is interrupted (Ctrl-C), what it had not
+        delivered stays for the exit hook.
         """
+        budget = self.config.shutdown_timeout if timeout is None else max(0.0, timeout)
+        return self._shutdown_by(time.monotonic() + budget)
+
+    def _reset_shutdown_state(self) -> None:
+        self._shutdown_result: Optional[bool] = None
+        self._shutdown_owner: Optional[threading.Thread] = None
+        self._shutdown_done = threading.Event()
+        self._shutdown_lock = threading.Lock()
+
+    def _shutdown_by(self, deadline: float, when: str = "shutdown") -> bool:
+        me = threading.current_thread()
         with self._shutdown_lock:
             if self._shutdown_result is not None:
                 return self._shutdown_result
             self._closed = True
-            lifecycle.forget(self)
-            self._finalizer.detach()
-            budget = self.config.shutdown_timeout if timeout is None else max(0.0, timeout)
-            deadline = time.monotonic() + budget
-            if self._sync or not self._send:
-                self._shutdown_result = True
-                return True
-            lost_before = self._stats.lost_after_enqueue
-            flushed = self._pool.flush(deadline)
-            in_flight = self._pool.stop(deadline)
-            not_delivered = in_flight + self._stats.lost_after_enqueue - lost_before
-            ok = flushed and not_delivered == 0
-            self.not_delivered = not_delivered
-            stats = self.stats()
-            if not_delivered:
-                logger.warning(
-                    "rudder_analytics shut down with %d event(s) not delivered "
-                    "(delivered %d, dropped %d in all)",
-                    not_delivered, stats["delivered"], stats["dropped_total"],
-                )
-            else:
-                logger.info("rudder_analytics shut down: delivered %d, dropped %d",
-                            stats["delivered"], stats["dropped_total"])
+            owner = self._shutdown_owner
+            if owner is None:
+                self._shutdown_owner = me
+        if owner is not None:  # a shutdown is under way in another thread, or below us
+            if owner is me or self._callbacks.in_callback() or self._pool.on_worker():
+                return False  # re-entered from a callback: never wait for ourselves
+            self._shutdown_done.wait(max(0.0, deadline - time.monotonic()))
+            return bool(self._shutdown_result)
+        try:
+            ok = self._finish(deadline, when)
+        except BaseException:  # interrupted (Ctrl-C): leave the rest to the exit hook
+            with self._shutdown_lock:
+                self._shutdown_owner = None
+            raise
+        with self._shutdown_lock:
             self._shutdown_result = ok
-            return ok
+        lifecycle.forget(self)
+        self._finalizer.detach()
+        self._shutdown_done.set()
+        return ok
+
+    def _finish(self, deadline: float, when: str) -> bool:
+        """Deliver what is queued by ``deadline``, stop, and account for each event once."""
+        if self._sync or not self._send:
+            self._callbacks.wait_idle(deadline)
+            self._reporter.flush()
+            return True
+        stats = self._stats
+        lost_before = stats.lost_after_enqueue
+        flushed = self._pool.flush(deadline)
+        self._pool.stop(deadline)
+        self._callbacks.wait_idle(deadline)
+        unresolved = self._buffer.put_count - stats.queued_resolved  # stuck in flight
+        not_delivered = stats.lost_after_enqueue - lost_before + max(0, unresolved)
+        self.not_delivered = not_delivered
+        self._reporter.flush()
+        if not_delivered:
+            emit(f"{not_delivered:,} event(s) not delivered at {when} "
+                 f"(data plane {self.config.data_plane_url})")
+        else:
+            snapshot = self.stats()
+            logger.info("rudder_analytics shut down: delivered %d, dropped %d",
+                        snapshot["delivered"], snapshot["dropped_total"])
+        return flushed and not_delivered == 0
 
     join = shutdown
     """Alias of :meth:`shutdown`, kept for code written for rudder-sdk-python."""
@@ -373,27 +454,58 @@ class Client:
         """True once :meth:`shutdown` has been called."""
         return self._closed
 
-    # --- lifecycle hooks --------------------------------------------------------------
+    # --- lifecycle hooks (see lifecycle.py) ---------------------------------------
 
-    def _at_exit(self) -> None:
-        """The exit hook: deliver within ``shutdown_timeout``, report what was lost."""
-        if not self.config.atexit or self._sync:
-            return
-        try:
-            self.shutdown(self.config.shutdown_timeout)
-        except Exception:  # never let the exit hook raise
-            logger.exception("error delivering events at exit")
-            return
-        if self.not_delivered and not _logging_configured():
-            sys.stderr.write(
-                f"rudder_analytics: {self.not_delivered} event(s) not delivered at exit "
-                f"(data plane {self.config.data_plane_url})\n"
-            )
+    def exit_timeout(self) -> float:
+        """Seconds this client may spend delivering at exit; 0 when it takes no part."""
+        if not self.config.atexit or self._sync or not self._send:
+            return 0.0
+        if self._shutdown_result is not None:
+            return 0.0
+        return self.config.shutdown_timeout
+
+    def begin_exit(self) -> None:
+        """Start sending what is queued without waiting, so clients drain in parallel."""
+        self._pool.request_flush()
+
+    def finish_exit(self, deadline: float) -> None:
+        """The exit hook: deliver by the shared ``deadline``, say what was lost."""
+        self._shutdown_by(deadline, when="exit")
 
     def _after_fork_in_child(self) -> None:
         """A forked child starts empty: the parent sends what it had queued."""
         self._buffer.reset_after_fork()
         self._pool.reset_after_fork()
         self._stats.reset_after_fork()
+        self._callbacks.reset_after_fork()
         self._local = threading.local()
+        self._drops_seen_by_flush = 0
         self._shutdown_lock = threading.Lock()
+        if self._shutdown_owner is not None and self._shutdown_result is None:
+            self._reset_shutdown_state()  # the thread shutting down is the parent's
+
+    # --- attributes peers' users read ---
+    # rudder-sdk-python and analytics-python expose these on their Client; ours are read
+    # from self.config and fixed at construction (assigning raises ConfigurationError).
+    log = logger
+    """The SDK's logger (``client.log.setLevel(logging.DEBUG)``), as in the peers."""
+    send = _compat.SendAttribute()
+    """``client.send(batch)`` delivers a batch now; ``bool(client.send)`` is the send option."""
+    write_key = _compat.ConfigAttribute[str]("write_key")
+    data_plane_url = _compat.ConfigAttribute[str]("data_plane_url")
+    host = _compat.ConfigAttribute[str]("data_plane_url")
+    on_error = _compat.ConfigAttribute[Optional[Callable[..., Any]]]("on_error")
+    debug = _compat.ConfigAttribute[bool]("debug")
+    sync_mode = _compat.ConfigAttribute[bool]("sync_mode")
+    gzip = _compat.ConfigAttribute[bool]("gzip")
+    timeout = _compat.ConfigAttribute[Union[float, tuple[float, float]]]("timeout")
+    proxies = _compat.ConfigAttribute[Optional[Mapping[str, str]]]("proxies")
+    max_queue_size = _compat.ConfigAttribute[int]("max_queue_size")
+    max_retries = _compat.ConfigAttribute[int]("max_retries")
+    upload_size = _compat.ConfigAttribute[int]("upload_size")
+    upload_interval = _compat.ConfigAttribute[float]("upload_interval")
+    thread = _compat.ConfigAttribute[int]("thread")
+
+    def __getattr__(self, name: str) -> Any:
+        """Only for names not found: a peer attribute we lack is explained."""
+        _compat.missing_attribute(self, name)

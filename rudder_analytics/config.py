@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import ipaddress
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ SERVER_MAX_REQUEST_BYTES = 4_096_000
 
 ErrorCallback = Callable[..., Any]
 DropCallback = Callable[[str, list[dict[str, Any]]], Any]
+BeforeSend = Callable[[dict[str, Any]], Optional[dict[str, Any]]]
 
 _warned_plain_http: set[str] = set()
 
@@ -43,30 +43,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def error_callback_arity(callback: Optional[ErrorCallback]) -> int:
-    """4 for the seed's ``on_error(status, body, exception, response)``, else 2.
-
-    The two-argument form is ``on_error(error, batch)``. A callback that takes
-    four or more positional parameters (and no ``*args``) gets the seed's form.
-    """
-    if callback is None:
-        return 2
-    try:
-        signature = inspect.signature(callback)
-    except (TypeError, ValueError):
-        return 2
-    positional = 0
-    for parameter in signature.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-            return 2
-        if parameter.kind in (
-            inspect.Parameter.POSITIONAL_ONLY,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        ):
-            positional += 1
-    return 4 if positional >= 4 else 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +58,11 @@ class Config:
     seed's ``(status_code, body, exception, response)``."""
     on_drop: Optional[DropCallback] = None
     """Called as ``(reason, messages)`` for every dropped event, whatever the reason."""
+    before_send: Union[BeforeSend, Sequence[BeforeSend], None] = None
+    """A callable, or a list applied in order, given each built message (a copy) in the
+    caller's thread before it is encoded; returns the message to send, or None to drop
+    it (reason ``filtered``). One that raises drops the event (``hook_error``).
+    ``before_enqueue`` (rudder-sdk-python 2.2's name) is accepted for it."""
     debug: bool = False
     """Log at DEBUG to the ``rudder_analytics`` logger (no global logging changes)."""
     send: bool = True
@@ -124,6 +105,8 @@ class Config:
     """Largest uncompressed request body; the server's own limit by default."""
     shutdown_timeout: float = 5.0
     """Seconds the exit hook spends delivering what is still queued."""
+    flush_timeout: float = 30.0
+    """Seconds ``flush()`` waits when called without a timeout."""
     sync_deadline: float = 30.0
     """Total seconds a synchronous send (sync mode, batches) may take, retries included."""
     raise_on_error: bool = False
@@ -146,6 +129,9 @@ class Config:
                 value = options.pop(alias)
                 if data_plane_url is None:
                     data_plane_url = value
+        if "before_enqueue" in options:
+            hook = options.pop("before_enqueue")
+            options.setdefault("before_send", hook)
         names = {f.name for f in dataclasses.fields(cls)}
         for name in options:
             if name not in names:
@@ -181,7 +167,7 @@ class Config:
                      "thread", "max_message_size", "max_request_bytes", "max_response_bytes"):
             positive(name)
         for name in ("upload_interval", "retry_deadline", "retry_base_delay", "retry_max_delay",
-                     "shutdown_timeout", "sync_deadline"):
+                     "shutdown_timeout", "sync_deadline", "flush_timeout"):
             positive(name, integer=False)
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) \
                 or self.max_retries < 0:
@@ -197,8 +183,12 @@ class Config:
             raise ConfigurationError("max_message_size must leave room within max_request_bytes")
         for name in ("on_error", "on_drop"):
             callback = getattr(self, name)
-            if callback is not None and not callable(callback):
-                raise ConfigurationError(f"{name} must be callable")
+            if not callback and not callable(callback):  # False/0/"": "no callback", as peers
+                object.__setattr__(self, name, None)
+            elif callback is not None and not callable(callback):
+                raise ConfigurationError(
+                    f"{name} must be callable or None, not {type(callback).__name__}")
+        object.__setattr__(self, "before_send", _hooks(self.before_send))
         if self.proxies is not None and not isinstance(self.proxies, Mapping):
             raise ConfigurationError("proxies must be a mapping of scheme to proxy URL")
         if self.verify is False:
@@ -209,10 +199,13 @@ class Config:
         """Where batches are posted."""
         return self.data_plane_url + "/v1/batch"
 
-    @property
-    def error_callback_arity(self) -> int:
-        """Which ``on_error`` form the callback takes (2 or 4 arguments)."""
-        return error_callback_arity(self.on_error)
+    def without_callbacks(self) -> Config:
+        """A copy for background parts (workers, retired pools): no user callables.
+
+        A callback may be a bound method of the object that owns the client; held
+        by a pool that a finalizer keeps, it would keep that owner alive forever.
+        """
+        return dataclasses.replace(self, on_error=None, on_drop=None, before_send=None)
 
     def __repr__(self) -> str:
         shown = ", ".join(
@@ -235,6 +228,11 @@ def _check_url(url: Any) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError("data_plane_url must not have a query or fragment")
+    if parts.path.rstrip("/").endswith("/v1/batch"):
+        raise ConfigurationError(
+            f"data plane URL ends in /v1/batch: give the base URL "
+            f"({text[: -len('/v1/batch')]!r}); the SDK adds /v1/batch itself"
+        )
     insecure = parts.scheme == "http" and not _is_loopback(parts.hostname or "")
     if insecure and text not in _warned_plain_http:
         _warned_plain_http.add(text)
@@ -243,3 +241,16 @@ def _check_url(url: Any) -> str:
             "events and the write key travel unencrypted", text,
         )
     return text
+
+
+def _hooks(value: Any) -> Optional[tuple[BeforeSend, ...]]:
+    """``before_send`` as a tuple of callables (None when unset or empty)."""
+    if not value:
+        return None
+    hooks = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    for hook in hooks:
+        if not callable(hook):
+            raise ConfigurationError(
+                f"before_send must be a callable or a list of callables, "
+                f"not {type(hook).__name__}")
+    return hooks

@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from .config import Config
 from .encoding import build_body, decode_message
@@ -24,7 +24,7 @@ from .exceptions import (
 )
 from .messages import now_iso
 from .retry import RetryAfterGate, RetrySchedule, is_retryable_status, wait_until
-from .stats import DropReason, Stats
+from .stats import DropReason, Stats, cause_of
 from .transport import Attempt, Transport
 
 __all__ = ["Deliverer", "DeliveryReport", "RequestResult"]
@@ -93,13 +93,15 @@ class Deliverer:
         stats: Stats,
         transport: Optional[Transport] = None,
         gate: Optional[RetryAfterGate] = None,
+        queued: bool = True,
     ):
         self._config = config
         self._stats = stats
         self.transport = transport or Transport(config)
-        self._arity = config.error_callback_arity
         self._gate = gate or RetryAfterGate()
         """Shared by the workers of one client: a Retry-After holds back all of them."""
+        self._queued = queued
+        """True for the workers (events from the queue); False for synchronous sends."""
 
     def deliver(
         self,
@@ -131,7 +133,7 @@ class Deliverer:
             else:
                 report.failed += len(chunk)
         if report.delivered:
-            self._stats.add_delivered(report.delivered)
+            self._stats.add_delivered(report.delivered, queued=self._queued)
         return report
 
     def _send_chunk(
@@ -181,6 +183,7 @@ class Deliverer:
                 return self._give_up(DropReason.SHUTDOWN, chunk, result, attempts, error)
             if attempts > config.max_retries:
                 return self._give_up(DropReason.RETRIES_EXHAUSTED, chunk, result, attempts, error)
+            self._stats.retrying(error)
             if schedule is None:
                 schedule = RetrySchedule(config.retry_base_delay, config.retry_max_delay)
             delay = schedule.next_delay()
@@ -214,25 +217,8 @@ class Deliverer:
                 decoded.extend(decode_message(m) for m in chunk)
             return decoded
 
-        self._stats.add_dropped(reason, len(chunk), messages)
-        callback = self._config.on_error
-        if callback is None:
-            return
         error = result.error or DeliveryError("delivery failed", status_code=result.status_code)
-        call_error_callback(callback, self._arity, error, messages)
+        self._stats.add_dropped(reason, len(chunk), messages, enqueued=self._queued,
+                                cause=cause_of(error))
+        self._stats.report_failure(error, messages, len(chunk))
 
-
-def call_error_callback(
-    callback: Callable[..., Any],
-    arity: int,
-    error: DeliveryError,
-    messages: Callable[[], list[dict[str, Any]]],
-) -> None:
-    """Call ``on_error`` in the form it takes; an exception inside it is logged, not raised."""
-    try:
-        if arity == 4:
-            callback(error.status_code, error.body, error.exception or error, error.response)
-        else:
-            callback(error, messages())
-    except Exception:
-        logger.exception("on_error callback raised")

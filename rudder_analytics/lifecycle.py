@@ -7,8 +7,10 @@ worker pool *retired*: the workers deliver what is queued and then exit, and
 until they have, the exit hook keeps the pool and finishes its delivery within
 the client's ``shutdown_timeout``. So nothing queued is lost and nothing leaks.
 
-- ``atexit``: each live client delivers what it has queued within its
-  ``shutdown_timeout``, then says how many events were not delivered.
+- ``atexit``: every live client (and retired pool) delivers what it has queued, all
+  within ONE shared deadline: the largest ``shutdown_timeout`` among them, plus one
+  second for requests that must be abandoned. Each then says how many events were
+  not delivered. :func:`shutdown_all` is the same, for a SIGTERM handler.
 - ``os.register_at_fork(after_in_child=...)``: each live client gets an empty
   queue, new locks and no threads; workers start lazily on its next event. The
   parent keeps, and sends, everything it had queued, so nothing is sent twice.
@@ -25,13 +27,28 @@ import os
 import threading
 import time
 import weakref
-from typing import Protocol
+from typing import Callable, Optional, Protocol
 
-__all__ = ["forget", "retire", "track"]
+from .report import emit
+
+__all__ = ["EXIT_SLACK", "forget", "retire", "shutdown_all", "track"]
+
+EXIT_SLACK = 1.0
+"""Seconds the exit may take beyond the largest ``shutdown_timeout``: abandoning requests."""
 
 
 class _Managed(Protocol):
-    def _at_exit(self) -> None: ...
+    def exit_timeout(self) -> float:
+        """Seconds this client may spend delivering at exit (0: it does not take part)."""
+        ...
+
+    def begin_exit(self) -> None:
+        """Start delivering at once, without blocking (so that clients drain in parallel)."""
+        ...
+
+    def finish_exit(self, deadline: float) -> None:
+        """Deliver and stop by ``deadline`` (monotonic), reporting what was lost."""
+        ...
 
     def _after_fork_in_child(self) -> None: ...
 
@@ -51,17 +68,51 @@ _install_lock = threading.Lock()
 _installed = False
 
 
+def shutdown_all(deadline: Optional[float] = None) -> None:
+    """Deliver and stop every live client and retired pool by one shared ``deadline``.
+
+    ``None``: now plus the largest ``shutdown_timeout`` among them. Every client is
+    started first, so that they drain in parallel, then each is finished in turn
+    against the same deadline; a request still running then is abandoned (at most
+    :data:`EXIT_SLACK` more). Never raises.
+    """
+    clients = [c for c in list(_clients) if c.exit_timeout() > 0]
+    pools = list(_retired.items())
+    if deadline is None:
+        longest = max([c.exit_timeout() for c in clients] + [t for _, t in pools], default=0.0)
+        deadline = time.monotonic() + longest
+    for client in clients:
+        _quietly(client.begin_exit)
+    for pool, _ in pools:
+        _quietly(pool.retire)
+    for client in clients:
+        _quietly(client.finish_exit, deadline)
+    for pool, _ in pools:
+        if pool in _retired:
+            del _retired[pool]
+            _finish_retired(pool, deadline)
+
+
+def _finish_retired(pool: _Retirable, deadline: float) -> None:
+    try:
+        lost = pool.finish(deadline)
+    except Exception:  # the exit hook never raises
+        logging.getLogger("rudder_analytics").exception("error delivering events at exit")
+        return
+    if lost:
+        emit(f"{lost:,} event(s) of a client that was garbage-collected without shutdown() "
+             "were not delivered at exit")
+
+
+def _quietly(call: Callable[..., None], *args: float) -> None:
+    try:
+        call(*args)
+    except Exception:  # the exit hook never raises
+        logging.getLogger("rudder_analytics").exception("error delivering events at exit")
+
+
 def _run_at_exit() -> None:
-    for client in list(_clients):
-        client._at_exit()
-    for pool, timeout in list(_retired.items()):
-        lost = pool.finish(time.monotonic() + timeout)
-        if lost:
-            logging.getLogger("rudder_analytics").warning(
-                "rudder_analytics: %d event(s) of a client that was never shut down "
-                "were not delivered at exit", lost,
-            )
-    _retired.clear()
+    shutdown_all()
 
 
 def _run_after_fork_in_child() -> None:

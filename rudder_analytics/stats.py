@@ -1,27 +1,28 @@
-"""Counters, drop reasons, user callbacks and throttled warnings.
+"""Counters and drop reasons: where every outcome is accounted, once.
 
 Every event the SDK accepts ends in exactly one of two places: ``delivered``
-or ``dropped[reason]``. Drops are reported three ways: the counters of
-:meth:`Stats.snapshot`, the ``on_drop`` callback, and a warning on the
-``rudder_analytics`` logger at most once per :data:`WARNING_INTERVAL` seconds
-(a summary, never one line per event).
+or ``dropped[reason]``. :class:`Stats` is the one entry point for outcomes:
+it counts them, then hands each loss on to the two ways it is told, neither of
+which runs under a lock: the :class:`~rudder_analytics.report.Reporter` (one
+line per cause, totals never hidden) and the client's
+:class:`~rudder_analytics.callbacks.CallbackDispatcher` (``on_drop``,
+``on_error``), which Stats reaches only weakly so that background work never
+keeps a client or its owner alive.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
+import weakref
 from typing import Any, Callable, Optional, TypedDict
 
+from .callbacks import CallbackDispatcher
 from .exceptions import DeliveryError
+from .report import Reporter
 
-__all__ = ["DROP_REASONS", "WARNING_INTERVAL", "DropReason", "Stats", "StatsSnapshot"]
+__all__ = ["DROP_REASONS", "DropReason", "Stats", "StatsSnapshot", "cause_of"]
 
-logger = logging.getLogger("rudder_analytics")
-
-WARNING_INTERVAL = 10.0
-"""Seconds between two drop warnings."""
+Messages = Callable[[], list[dict[str, Any]]]
 
 
 class DropReason:
@@ -41,6 +42,10 @@ class DropReason:
     """Every retry failed, or the retry deadline passed."""
     SHUTDOWN = "shutdown"
     """Still queued or in retry when a shutdown (or the exit hook) ran out of time."""
+    FILTERED = "filtered"
+    """A ``before_send`` hook returned None."""
+    HOOK_ERROR = "hook_error"
+    """A ``before_send`` hook raised: the event is dropped, never sent unscrubbed."""
 
 
 DROP_REASONS = (
@@ -51,6 +56,8 @@ DROP_REASONS = (
     DropReason.REJECTED,
     DropReason.RETRIES_EXHAUSTED,
     DropReason.SHUTDOWN,
+    DropReason.FILTERED,
+    DropReason.HOOK_ERROR,
 )
 
 
@@ -71,7 +78,7 @@ class StatsSnapshot(TypedDict):
 
 
 class Stats:
-    """Thread-safe counters plus the drop and error reporting paths.
+    """Thread-safe counters, and the hand-off of every loss to the reporter and callbacks.
 
     The hot-path counter (``enqueued``) lives in the buffer under its own lock;
     everything here is touched once per batch or per rare event.
@@ -79,10 +86,16 @@ class Stats:
 
     def __init__(
         self,
-        on_drop: Optional[Callable[[str, list[dict[str, Any]]], Any]] = None,
+        reporter: Optional[Reporter] = None,
+        callbacks: Optional[CallbackDispatcher] = None,
     ) -> None:
+        self.reporter = reporter or Reporter()
+        self._callbacks: Callable[[], Optional[CallbackDispatcher]] = (
+            weakref.ref(callbacks) if callbacks is not None else lambda: None)
+        self._reset()
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
-        self._on_drop = on_drop
         self.delivered = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
         self.retries = 0
@@ -90,18 +103,27 @@ class Stats:
         self.failed_requests = 0
         self.bytes_sent = 0
         self.last_error: Optional[str] = None
+        self.queued_resolved = 0
+        """Queued events that were delivered or dropped (the rest are queued or in flight)."""
         self.lost_after_enqueue = 0
-        """Drops of events that had been queued (what ``flush()`` reports as a failure)."""
-        self._unwarned: dict[str, int] = {}
-        self._last_warning = float("-inf")
+        """Drops of events that had been queued."""
 
     def reset_after_fork(self) -> None:
         """A forked child starts with zeroed counters and a fresh lock."""
-        self.__init__(self._on_drop)  # type: ignore[misc]
+        self._reset()
+        self.reporter.reset_after_fork()
 
-    def add_delivered(self, count: int) -> None:
+    @property
+    def dropped_total(self) -> int:
+        """Every drop so far, whatever the reason."""
+        with self._lock:
+            return sum(self.dropped.values())
+
+    def add_delivered(self, count: int, queued: bool = True) -> None:
         with self._lock:
             self.delivered += count
+            if queued:
+                self.queued_resolved += count
 
     def add_request(self, body_bytes: int, ok: bool, retry: bool) -> None:
         with self._lock:
@@ -112,47 +134,49 @@ class Stats:
                 self.failed_requests += 1
             if retry:
                 self.retries += 1
+        if ok:
+            self.reporter.recovered()
 
     def record_error(self, error: DeliveryError) -> None:
+        """A request failed (any attempt): remember it for ``stats()["last_error"]``."""
         text = str(error)
         with self._lock:
             self.last_error = text[:500]
+
+    def retrying(self, error: DeliveryError) -> None:
+        """A request failed and its events wait for a retry: said once per cause."""
+        self.reporter.retrying(cause_of(error))
 
     def add_dropped(
         self,
         reason: str,
         count: int,
-        messages: Optional[Callable[[], list[dict[str, Any]]]] = None,
+        messages: Optional[Messages] = None,
         enqueued: bool = True,
+        cause: Optional[str] = None,
     ) -> None:
-        """Count ``count`` drops; call ``on_drop`` (decoding lazily) and maybe warn.
+        """Count ``count`` drops, then report them (a line, and ``on_drop`` off-thread).
 
         ``enqueued`` says whether the events had been queued (False for drops at
-        the call: queue full, invalid, after shutdown).
+        the call: queue full, invalid, after shutdown, and synchronous sends).
         """
         if count <= 0:
             return
-        now = time.monotonic()
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + count
             if enqueued:
                 self.lost_after_enqueue += count
-            self._unwarned[reason] = self._unwarned.get(reason, 0) + count
-            warn = now - self._last_warning >= WARNING_INTERVAL
-            if warn:
-                summary = dict(self._unwarned)
-                self._unwarned.clear()
-                self._last_warning = now
-        if warn:  # logged outside the lock: a handler may re-enter the SDK
-            logger.warning(
-                "rudder_analytics dropped events: %s (see client.stats())",
-                ", ".join(f"{n} {r}" for r, n in sorted(summary.items())),
-            )
-        if self._on_drop is not None:
-            try:
-                self._on_drop(reason, messages() if messages is not None else [])
-            except Exception:
-                logger.exception("on_drop callback raised")
+                self.queued_resolved += count
+        self.reporter.dropped(reason, count, cause)
+        callbacks = self._callbacks()
+        if callbacks is not None:
+            callbacks.dropped(reason, count, messages)
+
+    def report_failure(self, error: DeliveryError, messages: Messages, count: int) -> None:
+        """Hand one failed request's error to ``on_error`` (off-thread, if configured)."""
+        callbacks = self._callbacks()
+        if callbacks is not None:
+            callbacks.failed(error, messages, count)
 
     def snapshot(
         self, enqueued: int, queue_depth: int, queue_bytes: int
@@ -173,3 +197,12 @@ class Stats:
                 queue_bytes=queue_bytes,
                 last_error=self.last_error,
             )
+
+
+def cause_of(error: BaseException) -> str:
+    """The short cause of ``error``, without counts: the key of its report line."""
+    last = getattr(error, "last_error", None)  # RetriesExhaustedError: what the last try met
+    if isinstance(last, BaseException):
+        error = last
+    cause = getattr(error, "cause", None)
+    return cause if isinstance(cause, str) and cause else str(error).split("\n", 1)[0]

@@ -82,6 +82,15 @@ class WorkerPool:
                 self._threads.append(thread)
             return bool(self._threads)
 
+    @property
+    def gate(self) -> RetryAfterGate:
+        """The client's Retry-After hold, shared with its synchronous sends."""
+        return self._gate
+
+    def on_worker(self) -> bool:
+        """True when called from one of this pool's worker threads."""
+        return self._own_index() is not None
+
     def alive(self) -> bool:
         """True if any consumer thread is running."""
         return any(t.is_alive() for t in self._threads)
@@ -155,7 +164,7 @@ class WorkerPool:
             return
         try:
             deliverer.deliver(batch, cancel=self.abort)
-        except Exception:  # a worker never dies: count the batch and go on
+        except BaseException:  # a worker never dies: count the batch, go on
             logger.exception("unexpected error delivering a batch; %d events dropped", len(batch))
             self._stats.add_dropped(
                 DropReason.RETRIES_EXHAUSTED, len(batch),
@@ -170,6 +179,12 @@ class WorkerPool:
         if self._buffer.take_count < target:
             return False
         return all(first > target for first, _ in self._inflight.values())
+
+    def request_flush(self) -> None:
+        """Ask the workers to send everything queued now, without waiting."""
+        with self._progress:
+            self._flush_target = max(self._flush_target, self._buffer.put_count)
+        self._buffer.wake.set()
 
     def flush(self, deadline: float) -> bool:
         """Send everything queued so far; False if the deadline passed first."""
@@ -210,6 +225,10 @@ class WorkerPool:
             except Exception:
                 logger.exception("unexpected error delivering a batch")
                 self._stats.add_dropped(DropReason.RETRIES_EXHAUSTED, len(batch))
+            except BaseException:  # Ctrl-C in flush()/shutdown(): keep the batch for exit
+                if not self._buffer.put_front(batch):
+                    self._stats.add_dropped(DropReason.SHUTDOWN, len(batch))
+                raise
             finally:
                 self._settle(-1)
         if deliverer is not None:
@@ -228,8 +247,9 @@ class WorkerPool:
         """Flush and stop by ``deadline``; return how many events were not delivered."""
         lost_before = self._stats.lost_after_enqueue
         self.flush(deadline)
-        in_flight = self.stop(deadline)
-        return in_flight + self._stats.lost_after_enqueue - lost_before
+        self.stop(deadline)
+        unresolved = self._buffer.put_count - self._stats.queued_resolved  # stuck in flight
+        return self._stats.lost_after_enqueue - lost_before + max(0, unresolved)
 
     def stop(self, deadline: float) -> int:
         """Stop the workers by ``deadline``; drop what is still queued (reason ``shutdown``).

@@ -176,10 +176,10 @@ def test_exit_with_data_plane_down_is_bounded_and_reports_the_loss(
     main_done = last_json_line(result.stdout)["main_done"]
     assert exited - main_done <= shutdown_timeout + 1.0, exited - main_done
     if logs == "plain":  # no logging configured: one line on stderr
-        assert "rudder_analytics: 1500 event(s) not delivered at exit" in result.stderr
+        assert "rudder_analytics: 1,500 event(s) not delivered at exit" in result.stderr
     else:  # logging configured: a WARNING through it instead
         assert "WARNING:rudder_analytics:" in result.stderr
-        assert "1500 event(s) not delivered" in result.stderr
+        assert "1,500 event(s) not delivered" in result.stderr
 
 
 # --- fork --------------------------------------------------------------------------------
