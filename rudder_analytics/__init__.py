@@ -15,12 +15,17 @@ threads, no logging configuration, no environment files.
 
 from __future__ import annotations
 
-import logging
-import sys
-import threading
-import types as _types
-from typing import Any, Callable, Optional
+import logging as _logging
+import sys as _sys
+from collections.abc import Mapping as _Mapping
+from collections.abc import Sequence as _Sequence
+from typing import Any as _Any
+from typing import Callable as _Callable
+from typing import Literal as _Literal
+from typing import Optional as _Optional
+from typing import Union as _Union
 
+from . import facade as _facade
 from .batches import Batch, BatchResult
 from .client import Client, Result
 from .config import Config
@@ -36,6 +41,20 @@ from .exceptions import (
     TransportError,
     ValidationError,
 )
+from .facade import (
+    alias,
+    batch,
+    flush,
+    get_default_client,
+    group,
+    identify,
+    join,
+    page,
+    screen,
+    shutdown,
+    stats,
+    track,
+)
 from .stats import DropReason, StatsSnapshot
 from .types import (
     AliasMessage,
@@ -48,7 +67,7 @@ from .types import (
 )
 from .version import VERSION
 
-logging.getLogger("rudder_analytics").addHandler(logging.NullHandler())
+_logging.getLogger("rudder_analytics").addHandler(_logging.NullHandler())
 
 __version__ = VERSION
 
@@ -79,10 +98,13 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "__version__",
+    "aflush",
     "alias",
+    "ashutdown",
     "batch",
     "default_client",
     "flush",
+    "get_default_client",
     "group",
     "identify",
     "join",
@@ -93,160 +115,68 @@ __all__ = [
     "track",
 ]
 
-# --- module-level settings -------------------------------------------------------------
-# Each maps to the Client option of the same name; None means "the option's default".
-# Assigning one after the default client exists retires that client (it still delivers
-# what it queued) and the next call builds a new one with the new settings.
+async def aflush(timeout: _Optional[float] = None) -> bool:
+    """``await`` :meth:`Client.aflush <rudder_analytics.Client.aflush>` on the default client."""
+    return await get_default_client().aflush(timeout)
 
-write_key: Optional[str] = None
-data_plane_url: Optional[str] = None
-dataPlaneUrl: Optional[str] = None  # alias for rudder-sdk-python users
-host: Optional[str] = None  # alias for Segment users
-on_error: Optional[Callable[..., Any]] = None
-on_drop: Optional[Callable[..., Any]] = None
+
+async def ashutdown(timeout: _Optional[float] = None) -> bool:
+    """:func:`shutdown` from a coroutine: the loop stays free while the default client delivers."""
+    client = _facade.current_client()
+    if client is None:
+        return shutdown(timeout)  # nothing to wait for; marks the module closed as shutdown() does
+    return await client.ashutdown(timeout)
+
+
+# --- module-level settings -------------------------------------------------------------
+# One per Config field (rudder_analytics.facade.SETTINGS is derived from the dataclass,
+# so an option added there is a setting too, typed here once it is annotated); None means
+# "the option's default". Assigning one after the default client exists retires that
+# client (it still delivers what it queued) and the next call builds a new one. An
+# unknown name (a typo, or another SDK's option) raises ConfigurationError.
+
+default_client: _Optional[Client]
+"""The client behind the module-level calls; None until the first call (or flush) builds
+it. Assign None to start over with a fresh client, or a Client of your own."""
+
+write_key: _Optional[str] = None
+data_plane_url: _Optional[str] = None
+dataPlaneUrl: _Optional[str] = None  # alias for rudder-sdk-python users
+host: _Optional[str] = None  # alias for Segment users
+on_error: _Union[_Callable[..., _Any], _Literal[False], None] = None
+on_drop: _Union[_Callable[[str, list[dict[str, _Any]]], _Any], _Literal[False], None] = None
 debug: bool = False
 send: bool = True
 sync_mode: bool = False
-gzip: Optional[bool] = None
-gzip_level: Optional[int] = None
-max_queue_size: Optional[int] = None
-max_queue_bytes: Optional[int] = None
-upload_size: Optional[int] = None
-upload_bytes: Optional[int] = None
-upload_interval: Optional[float] = None
-timeout: Optional[float] = None
-max_retries: Optional[int] = None
-retry_deadline: Optional[float] = None
-proxies: Optional[dict[str, str]] = None
-verify: Optional[bool] = None
-thread: Optional[int] = None
-max_message_size: Optional[int] = None
-shutdown_timeout: Optional[float] = None
-sync_deadline: Optional[float] = None
-raise_on_error: Optional[bool] = None
-retry_base_delay: Optional[float] = None
-retry_max_delay: Optional[float] = None
-max_request_bytes: Optional[int] = None
-max_response_bytes: Optional[int] = None
-atexit: Optional[bool] = None
+gzip: _Optional[bool] = None
+gzip_level: _Optional[int] = None
+max_queue_size: _Optional[int] = None
+max_queue_bytes: _Optional[int] = None
+upload_size: _Optional[int] = None
+upload_bytes: _Optional[int] = None
+upload_interval: _Optional[float] = None
+timeout: _Union[float, tuple[float, float], None] = None
+max_retries: _Optional[int] = None
+retry_deadline: _Optional[float] = None
+retry_base_delay: _Optional[float] = None
+retry_max_delay: _Optional[float] = None
+proxies: _Optional[_Mapping[str, str]] = None
+verify: _Union[bool, str, None] = None
+thread: _Optional[int] = None
+max_message_size: _Optional[int] = None
+max_request_bytes: _Optional[int] = None
+shutdown_timeout: _Optional[float] = None
+sync_deadline: _Optional[float] = None
+raise_on_error: _Optional[bool] = None
+atexit: _Optional[bool] = None
+max_response_bytes: _Optional[int] = None
+before_send: _Union[
+    _Callable[[dict[str, _Any]], _Optional[dict[str, _Any]]],
+    _Sequence[_Callable[[dict[str, _Any]], _Optional[dict[str, _Any]]]],
+    None,
+] = None
+flush_timeout: _Optional[float] = None
+handle_sigterm: _Optional[bool] = None
 
-_SETTINGS = (
-    "on_error", "on_drop", "debug", "send", "sync_mode", "gzip", "gzip_level",
-    "max_queue_size", "max_queue_bytes", "upload_size", "upload_bytes", "upload_interval",
-    "timeout", "max_retries", "retry_deadline", "proxies", "verify", "thread",
-    "max_message_size", "shutdown_timeout", "sync_deadline", "raise_on_error",
-    "retry_base_delay", "retry_max_delay", "max_request_bytes", "max_response_bytes", "atexit",
-)
-_URL_SETTINGS = ("data_plane_url", "dataPlaneUrl", "host")
-_ALL_SETTINGS = frozenset(("write_key", *_URL_SETTINGS, *_SETTINGS))
-
-_default: Optional[Client] = None
-_default_lock = threading.Lock()
-
-
-def default_client() -> Client:
-    """The client behind the module-level calls, built from the settings on first use.
-
-    Raises :class:`ConfigurationError` if no write key or data plane URL is set
-    here or in ``RUDDER_WRITE_KEY`` / ``RUDDER_DATA_PLANE_URL``.
-    """
-    client = _default
-    if client is not None:
-        return client
-    return _build_default()
-
-
-def _build_default() -> Client:
-    global _default
-    module = sys.modules[__name__]
-    with _default_lock:
-        if _default is not None:
-            return _default
-        url = next((getattr(module, n) for n in _URL_SETTINGS if getattr(module, n)), None)
-        options = {n: getattr(module, n) for n in _SETTINGS if getattr(module, n) is not None}
-        _default = Client(module.write_key, url, **options)
-        return _default
-
-
-def _retire_default() -> None:
-    """A setting changed: the next call builds a new default client."""
-    global _default
-    with _default_lock:
-        old, _default = _default, None
-    if old is not None:  # let it deliver what it has, without blocking the assignment
-        threading.Thread(target=old.shutdown, name="rudder-analytics-retire", daemon=True).start()
-
-
-class _SettingsModule(_types.ModuleType):
-    """Lets ``rudder_analytics.write_key = ...`` retire a default client built earlier."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if name in _ALL_SETTINGS and _default is not None:
-            _retire_default()
-
-
-sys.modules[__name__].__class__ = _SettingsModule
-
-
-# --- module-level calls ----------------------------------------------------------------
-
-
-def track(*args: Any, **kwargs: Any) -> Result:
-    """:meth:`Client.track` on the default client."""
-    return default_client().track(*args, **kwargs)
-
-
-def identify(*args: Any, **kwargs: Any) -> Result:
-    """:meth:`Client.identify` on the default client."""
-    return default_client().identify(*args, **kwargs)
-
-
-def page(*args: Any, **kwargs: Any) -> Result:
-    """:meth:`Client.page` on the default client."""
-    return default_client().page(*args, **kwargs)
-
-
-def screen(*args: Any, **kwargs: Any) -> Result:
-    """:meth:`Client.screen` on the default client."""
-    return default_client().screen(*args, **kwargs)
-
-
-def group(*args: Any, **kwargs: Any) -> Result:
-    """:meth:`Client.group` on the default client."""
-    return default_client().group(*args, **kwargs)
-
-
-def alias(*args: Any, **kwargs: Any) -> Result:
-    """:meth:`Client.alias` on the default client."""
-    return default_client().alias(*args, **kwargs)
-
-
-def batch() -> Batch:
-    """:meth:`Client.batch` on the default client."""
-    return default_client().batch()
-
-
-def flush(timeout: Optional[float] = None) -> bool:
-    """:meth:`Client.flush` on the default client; True if there is none yet."""
-    client = _default
-    return True if client is None else client.flush(timeout)
-
-
-def shutdown(timeout: Optional[float] = None) -> bool:
-    """Shut the default client down; the next call builds a new one."""
-    global _default
-    with _default_lock:
-        client, _default = _default, None
-    return True if client is None else client.shutdown(timeout)
-
-
-join = shutdown
-"""Alias of :func:`shutdown`, kept for code written for rudder-sdk-python."""
-
-
-def stats() -> Optional[StatsSnapshot]:
-    """:meth:`Client.stats` of the default client, or None if there is none yet."""
-    client = _default
-    return None if client is None else client.stats()
-
+_facade.bind(_sys.modules[__name__])  # and every Config field added since: None
+_sys.modules[__name__].__class__ = _facade.SettingsModule

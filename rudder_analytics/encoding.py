@@ -222,7 +222,7 @@ def decode_message(data: bytes) -> dict[str, Any]:
 
 _BODY_START = b'{"batch":['
 _BODY_END = b"]}"
-_SENT_AT_SAMPLE = "2026-01-01T00:00:00.000Z"
+_SENT_AT_SAMPLE = "2026-01-01T00:00:00.000+00:00"
 
 
 def _sent_at_prefix(sent_at: str) -> bytes:

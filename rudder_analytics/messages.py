@@ -3,9 +3,10 @@
 A builder validates its arguments (see :mod:`.validation`) and returns the
 message as a plain dict in the shape the data plane expects: ``type``,
 ``messageId``, ``originalTimestamp`` (call time), ``timestamp`` only when the
-caller gave one, ``context.library``, ``channel: "server"`` and
-``integrations`` (``{"All": true}`` by default). ``sentAt`` is added per
-attempt by the worker, not here.
+caller gave one, ``userId`` and ``anonymousId`` (``None`` when not given, as
+rudder-sdk-python and analytics-python send them), ``context.library``,
+``channel: "server"`` and ``integrations`` (``{"All": true}`` by default).
+``sentAt`` is added per attempt by the worker, not here.
 """
 
 from __future__ import annotations
@@ -77,8 +78,10 @@ def new_message_id() -> str:
 
 
 # --- timestamps -------------------------------------------------------------------------
-# ISO-8601 UTC with milliseconds, e.g. 2026-08-19T12:00:00.123Z, the data plane's own
-# format. Formatting costs ~1.5 µs; at high call rates many calls share a millisecond,
+# ISO-8601 UTC with milliseconds and a "+00:00" offset, e.g. 2026-08-19T12:00:00.123+00:00:
+# what the peer SDKs send, and what datetime.fromisoformat() reads on every supported Python
+# (3.9 and 3.10 refuse a "Z"). The data plane parses either. Formatting costs
+# ~1.5 µs; at high call rates many calls share a millisecond,
 # so the last string is cached (an immutable tuple swapped whole: no lock needed).
 
 _last_ms: tuple[int, str] = (-1, "")
@@ -86,11 +89,11 @@ _last_ms: tuple[int, str] = (-1, "")
 
 def _format_ms(ms: int) -> str:
     seconds, millis = divmod(ms, 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}+00:00"
 
 
 def now_iso() -> str:
-    """The current time as ISO-8601 UTC with milliseconds."""
+    """The current time as ISO-8601 UTC with milliseconds (``...T12:00:00.123+00:00``)."""
     global _last_ms
     ms = int(time.time() * 1000)
     cached = _last_ms
@@ -106,7 +109,7 @@ def format_timestamp(value: _dt.datetime) -> str:
     value = value.astimezone(_dt.timezone.utc)
     # not strftime("%Y"): glibc does not zero-pad years before 1000 ("5-01-01T...")
     return f"{value.year:04d}" + value.strftime("-%m-%dT%H:%M:%S") + \
-        f".{value.microsecond // 1000:03d}Z"
+        f".{value.microsecond // 1000:03d}+00:00"
 
 
 # --- builders ---------------------------------------------------------------------------
@@ -128,10 +131,8 @@ def _common(
     aid = v.optional_id(anonymous_id, "anonymous_id")
     if uid is None and aid is None:
         v.check_identity(uid, aid)
-    if uid is not None:
-        message["userId"] = uid
-    if aid is not None:
-        message["anonymousId"] = aid
+    message["userId"] = uid
+    message["anonymousId"] = aid
     if context is None:
         message["context"] = {"library": LIBRARY}
     else:
@@ -202,23 +203,21 @@ def _page_like(
     integrations: Any = None,
     message_id: Any = None,
 ) -> Message:
-    props = dict(v.optional_mapping(properties, "properties") or ())
+    props = v.optional_mapping(properties, "properties") or {}
     name_text = v.optional_name(name, "name")
     category_text = v.optional_name(category, "category")
     message: Message = {"type": kind}
-    if name_text is not None:
+    if name_text is not None:  # top level only, as the peer SDKs send it
         message["name"] = name_text
-        props.setdefault("name", name_text)
     if category_text is not None:
         message["category"] = category_text
-        props.setdefault("category", category_text)
     message["properties"] = props
     return _common(message, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
 
 build_page: Callable[..., Message] = functools.partial(_page_like, "page")
-"""A ``page`` message; ``name`` and ``category`` are copied into properties too.
-Arguments as :meth:`Client.page`."""
+"""A ``page`` message; ``name`` and ``category`` are top-level fields (not copied into
+``properties``). Arguments as :meth:`Client.page`."""
 
 build_screen: Callable[..., Message] = functools.partial(_page_like, "screen")
 """A ``screen`` message, shaped like ``page``."""

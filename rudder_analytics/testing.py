@@ -36,7 +36,6 @@ on exit, so ``rudder_analytics.track(...)`` works in tests without setup. Pass
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -44,11 +43,8 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Union, overload
 
-import rudder_analytics as _package
-
-from . import client as _client_module
-from .client import Client
-from .config import ENV_DATA_PLANE_URL, ENV_WRITE_KEY
+from . import facade
+from .client import Client, add_capture_hook, remove_capture_hook
 from .encoding import decode_message, encode_message
 from .validation import optional_id
 
@@ -112,7 +108,7 @@ def _id(value: Any, field: str) -> Optional[str]:
 def _describe(message: Mapping[str, Any]) -> str:
     """One line per captured message, for failure messages."""
     kind = message.get("type", "?")
-    who = (f"user_id={message['userId']!r}" if "userId" in message
+    who = (f"user_id={message['userId']!r}" if message.get("userId") is not None
            else f"anonymous_id={message.get('anonymousId')!r}")
     parts = [str(kind), who]
     label = message.get("event", message.get("name"))
@@ -148,7 +144,7 @@ class CapturedEvents:
         with _install_lock:
             if self._active:
                 raise RuntimeError("this capture is already active")
-            _client_module._capture_hooks.append(self._record)
+            add_capture_hook(self._record)
             self._active = True
         if self._stand_in_default:
             self._install_stand_in()
@@ -160,11 +156,7 @@ class CapturedEvents:
             if not self._active:
                 return
             self._active = False
-            hooks = _client_module._capture_hooks
-            for index, hook in enumerate(hooks):  # remove our own hook only (by identity)
-                if getattr(hook, "__self__", None) is self:
-                    del hooks[index]
-                    break
+            remove_capture_hook(self._record)  # ours only: bound methods compare by self
         self._remove_stand_in()
 
     def __enter__(self) -> CapturedEvents:
@@ -192,29 +184,16 @@ class CapturedEvents:
 
     def _install_stand_in(self) -> None:
         """A default client that sends nothing, when the module settings cannot build one."""
-        package = _package
-        with package._default_lock:
-            if package._default is not None:
-                return
-            has_key = bool(package.write_key) or bool(os.environ.get(ENV_WRITE_KEY))
-            has_url = any(getattr(package, name) for name in package._URL_SETTINGS) or bool(
-                os.environ.get(ENV_DATA_PLANE_URL))
-            if has_key and has_url:
-                return
-            stand_in = Client(STAND_IN_WRITE_KEY, STAND_IN_DATA_PLANE_URL, send=False,
-                              atexit=False)
-            package._default = stand_in
-            self._stand_in = stand_in
+        self._stand_in = facade.install_default_if_unconfigured(
+            lambda: Client(STAND_IN_WRITE_KEY, STAND_IN_DATA_PLANE_URL, send=False,
+                           atexit=False))
 
     def _remove_stand_in(self) -> None:
         stand_in = self._stand_in
         if stand_in is None:
             return
         self._stand_in = None
-        package = _package
-        with package._default_lock:
-            if package._default is stand_in:
-                package._default = None
+        facade.remove_default(stand_in)
         stand_in.shutdown()
 
     # --- reading ----------------------------------------------------------------------
@@ -324,12 +303,17 @@ class CapturedEvents:
         return [m for m in self.messages if _matches(m, wanted)]
 
     # --- assertions -------------------------------------------------------------------
+    # Each failure says what was looked for (every filter given) and what was captured.
+    # ``__tracebackhide__`` keeps these frames out of pytest's traceback.
 
-    def _assert_found(
-        self, what: str, found: List[CapturedMessage], times: Optional[int]
-    ) -> CapturedMessage:
+    def _expect(self, kind: str, filters: Dict[str, Any], times: Optional[int]
+                ) -> CapturedMessage:
+        __tracebackhide__ = True
+        given = {k: v for k, v in filters.items() if v is not None}
+        found = self.find(kind, **given)
         if found and (times is None or len(found) == times):
             return found[0]
+        what = _looked_for(kind, given)
         if times is not None and found:
             problem = f"expected {what} {times} time(s), found {len(found)}"
         else:
@@ -361,20 +345,30 @@ class CapturedEvents:
 
         ``times`` asserts the exact number of matching calls.
         """
-        found = self.find("track", event=event, user_id=user_id, anonymous_id=anonymous_id,
-                          properties=properties, context=context, integrations=integrations)
-        return self._assert_found(f"track {event!r}{_filters(user_id, anonymous_id)}",
-                                  found, times)
+        __tracebackhide__ = True
+        return self._expect("track", {
+            "event": event, "user_id": user_id, "anonymous_id": anonymous_id,
+            "properties": properties, "context": context, "integrations": integrations,
+        }, times)
 
-    def assert_not_tracked(self, event: str, user_id: Any = None, *,
-                           anonymous_id: Any = None) -> None:
-        """Assert that no track call of ``event`` (for that user, if given) was captured."""
-        found = self.find("track", event=event, user_id=user_id, anonymous_id=anonymous_id)
+    def assert_not_tracked(
+        self,
+        event: str,
+        user_id: Any = None,
+        *,
+        anonymous_id: Any = None,
+        properties: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """Assert that no track call of ``event`` (matching the filters given) was captured."""
+        __tracebackhide__ = True
+        given = {k: v for k, v in {"event": event, "user_id": user_id,
+                                    "anonymous_id": anonymous_id,
+                                    "properties": properties}.items() if v is not None}
+        found = self.find("track", **given)
         if found:
             raise AssertionError(
-                f"expected no track {event!r}{_filters(user_id, anonymous_id)}, "
-                f"found {len(found)}\n{self._summary()}"
-            )
+                f"expected no {_looked_for('track', given)}, found {len(found)}\n"
+                f"{self._summary()}")
 
     def assert_identified(
         self,
@@ -386,9 +380,11 @@ class CapturedEvents:
         times: Optional[int] = None,
     ) -> CapturedMessage:
         """Assert an identify call matching the filters (``traits`` as a subset)."""
-        found = self.find("identify", user_id=user_id, anonymous_id=anonymous_id,
-                          traits=traits, context=context)
-        return self._assert_found(f"identify{_filters(user_id, anonymous_id)}", found, times)
+        __tracebackhide__ = True
+        return self._expect("identify", {
+            "user_id": user_id, "anonymous_id": anonymous_id, "traits": traits,
+            "context": context,
+        }, times)
 
     def assert_paged(
         self,
@@ -401,10 +397,11 @@ class CapturedEvents:
         times: Optional[int] = None,
     ) -> CapturedMessage:
         """Assert a page call matching the filters."""
-        found = self.find("page", name=name, category=category, user_id=user_id,
-                          anonymous_id=anonymous_id, properties=properties)
-        label = f" {name!r}" if name is not None else ""
-        return self._assert_found(f"page{label}{_filters(user_id, anonymous_id)}", found, times)
+        __tracebackhide__ = True
+        return self._expect("page", {
+            "name": name, "user_id": user_id, "anonymous_id": anonymous_id,
+            "category": category, "properties": properties,
+        }, times)
 
     def assert_screened(
         self,
@@ -417,11 +414,11 @@ class CapturedEvents:
         times: Optional[int] = None,
     ) -> CapturedMessage:
         """Assert a screen call matching the filters."""
-        found = self.find("screen", name=name, category=category, user_id=user_id,
-                          anonymous_id=anonymous_id, properties=properties)
-        label = f" {name!r}" if name is not None else ""
-        return self._assert_found(f"screen{label}{_filters(user_id, anonymous_id)}", found,
-                                  times)
+        __tracebackhide__ = True
+        return self._expect("screen", {
+            "name": name, "user_id": user_id, "anonymous_id": anonymous_id,
+            "category": category, "properties": properties,
+        }, times)
 
     def assert_grouped(
         self,
@@ -433,32 +430,32 @@ class CapturedEvents:
         times: Optional[int] = None,
     ) -> CapturedMessage:
         """Assert a group call into ``group_id`` matching the filters."""
-        found = self.find("group", group_id=group_id, user_id=user_id,
-                          anonymous_id=anonymous_id, traits=traits)
-        return self._assert_found(
-            f"group {group_id!r}{_filters(user_id, anonymous_id)}", found, times)
+        __tracebackhide__ = True
+        return self._expect("group", {
+            "group_id": group_id, "user_id": user_id, "anonymous_id": anonymous_id,
+            "traits": traits,
+        }, times)
 
     def assert_aliased(
         self, previous_id: Any, user_id: Any = None, *, times: Optional[int] = None
     ) -> CapturedMessage:
         """Assert an alias call from ``previous_id`` (to ``user_id``, if given)."""
-        found = self.find("alias", previous_id=previous_id, user_id=user_id)
-        return self._assert_found(f"alias {previous_id!r}{_filters(user_id, None)}", found,
-                                  times)
+        __tracebackhide__ = True
+        return self._expect("alias", {"previous_id": previous_id, "user_id": user_id}, times)
 
     def assert_nothing_sent(self) -> None:
         """Assert that no message at all was captured."""
+        __tracebackhide__ = True
         if len(self):
             raise AssertionError(f"expected no messages\n{self._summary()}")
 
 
-def _filters(user_id: Any, anonymous_id: Any) -> str:
-    parts = []
-    if user_id is not None:
-        parts.append(f"user_id={user_id!r}")
-    if anonymous_id is not None:
-        parts.append(f"anonymous_id={anonymous_id!r}")
-    return f" ({', '.join(parts)})" if parts else ""
+def _looked_for(kind: str, filters: Mapping[str, Any]) -> str:
+    """``track 'Signed Up' (user_id='u1', properties={'plan': 'pro'})``: every filter."""
+    label = filters.get("event", filters.get("name"))
+    head = f"{kind} {label!r}" if label is not None else kind
+    rest = ", ".join(f"{k}={v!r}" for k, v in filters.items() if k not in ("event", "name"))
+    return f"{head} ({rest})" if rest else head
 
 
 def capture(*, stand_in_default: bool = True) -> CapturedEvents:

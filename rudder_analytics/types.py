@@ -11,16 +11,17 @@ these ``TypedDict`` classes describe those dicts (and what
     track = cast(TrackMessage, message)
     track["event"]  # str, checked by mypy
 
-Keys that are always present are required; ``userId``/``anonymousId`` (one of the
-two is always there), ``timestamp`` (only when the caller gave one) and the page
-and screen ``name``/``category`` are optional. ``sentAt`` is added per request by
+Keys that are always present are required. ``userId`` and ``anonymousId`` are always
+present, ``None`` when not given (one of the two is set), as in rudder-sdk-python and
+analytics-python. ``timestamp`` (only when the caller gave one) and the page and
+screen ``name``/``category`` (only when given) are optional. ``sentAt`` is added per request by
 the worker and is not part of a built message. Nothing here runs at import:
 these are annotations only.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Literal, TypedDict, Union
+from typing import Any, Dict, Literal, Optional, TypedDict, Union
 
 __all__ = [
     "AliasMessage",
@@ -61,6 +62,8 @@ class Context(_ContextRequired, total=False):
 
 
 class _Common(TypedDict):
+    userId: Optional[str]
+    anonymousId: Optional[str]
     messageId: str
     originalTimestamp: str
     context: Context
@@ -69,8 +72,6 @@ class _Common(TypedDict):
 
 
 class _CommonOptional(_Common, total=False):
-    userId: str
-    anonymousId: str
     timestamp: str
 
 
@@ -99,7 +100,7 @@ class _PageRequired(_CommonOptional):
 
 
 class PageMessage(_PageRequired, total=False):
-    """A ``page`` call; ``name`` and ``category`` are copied into ``properties`` too."""
+    """A ``page`` call; ``name`` and ``category`` are top level (not in ``properties``)."""
 
     name: str
     category: str

@@ -59,13 +59,13 @@ def test_body_is_built_without_reencoding() -> None:
     )
 
     stored = [encode_message({"type": "track", "n": i}, 1000) for i in range(3)]
-    body = build_body(stored, "2026-01-01T00:00:00.000Z")
+    body = build_body(stored, "2026-01-01T00:00:00.000+00:00")
     assert len(body) == body_overhead() + sum(len(m) + message_overhead() for m in stored) - 1
     import json
 
     decoded = json.loads(body)["batch"]
     assert [m["n"] for m in decoded] == [0, 1, 2]
-    assert all(m["sentAt"] == "2026-01-01T00:00:00.000Z" for m in decoded)
+    assert all(m["sentAt"] == "2026-01-01T00:00:00.000+00:00" for m in decoded)
     assert gzip.decompress(gzip.compress(body)) == body
 
 

@@ -401,9 +401,9 @@ def test_convertible_values_are_stored(client: Client, server: DevServer) -> Non
     ("given", "sent"),
     [
         (dt.datetime(5, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc),
-         "0005-01-02T03:04:05.678Z"),
-        ("0999-12-31T23:59:59+00:00", "0999-12-31T23:59:59.000Z"),
-        (dt.datetime(9999, 12, 31, 23, 59, 59), "9999-12-31T23:59:59.000Z"),
+         "0005-01-02T03:04:05.678+00:00"),
+        ("0999-12-31T23:59:59+00:00", "0999-12-31T23:59:59.000+00:00"),
+        (dt.datetime(9999, 12, 31, 23, 59, 59), "9999-12-31T23:59:59.000+00:00"),
     ],
 )
 def test_timestamps_at_the_edges_are_sent_as_iso_8601(

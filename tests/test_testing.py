@@ -38,13 +38,14 @@ def client(rudder_dataplane: DevServer) -> Iterator[Client]:
 @pytest.fixture
 def fresh_module_client(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No default client and no module settings or environment configuration."""
-    rudder_analytics.shutdown()
+    rudder_analytics.default_client = None
     for name in ("write_key", "data_plane_url", "dataPlaneUrl", "host"):
         monkeypatch.setattr(rudder_analytics, name, None)
     monkeypatch.delenv("RUDDER_WRITE_KEY", raising=False)
     monkeypatch.delenv("RUDDER_DATA_PLANE_URL", raising=False)
     yield
     rudder_analytics.shutdown()
+    rudder_analytics.default_client = None
 
 
 def _all_types(target: Any, user: str = "u1") -> None:
@@ -75,7 +76,7 @@ def test_capture_restores_sending_on_exit(client: Client, rudder_dataplane: DevS
     """After the block, calls are queued and delivered again, and the hook is gone."""
     with capture():
         client.track(user_id="u1", event="Captured")
-    assert client_module._capture_hooks == []
+    assert not client_module._capture_hooks
     client.track(user_id="u1", event="Sent")
     assert client.flush(timeout=5)
     assert [e["event"] for e in rudder_dataplane.events()] == ["Sent"]
@@ -85,7 +86,7 @@ def test_capture_restores_after_an_exception() -> None:
     """An exception inside the block still removes the capture."""
     with pytest.raises(RuntimeError), capture():
         raise RuntimeError("boom")
-    assert client_module._capture_hooks == []
+    assert not client_module._capture_hooks
 
 
 def test_batches_are_captured(client: Client, rudder_dataplane: DevServer) -> None:
@@ -115,7 +116,7 @@ def test_module_level_calls_use_a_stand_in(fresh_module_client: None) -> None:
         assert ok
         assert rudder_analytics.flush() is True
     events.assert_tracked("Signed Up", user_id="u1")
-    assert rudder_analytics._default is None
+    assert rudder_analytics.default_client is None
     with pytest.raises(rudder_analytics.ConfigurationError):
         rudder_analytics.track(user_id="u1", event="Signed Up")
 
@@ -186,7 +187,7 @@ def test_nested_captures(client: Client) -> None:
         client.track(user_id="u1", event="After")
     assert [m["event"] for m in inner] == ["Inside"]
     assert [m["event"] for m in outer] == ["Before", "Inside", "After"]
-    assert client_module._capture_hooks == []
+    assert not client_module._capture_hooks
 
 
 def test_start_and_stop_without_with(client: Client) -> None:
@@ -246,6 +247,10 @@ def test_assertion_failures_explain_what_was_captured(client: Client) -> None:
         events.assert_tracked("Signed Up", user_id="u2")
     text = str(failure.value)
     assert "expected track 'Signed Up' (user_id='u2'), found none" in text
+    with pytest.raises(AssertionError) as failure:
+        events.assert_tracked("Signed Up", user_id="u1", properties={"plan": "free"})
+    assert ("expected track 'Signed Up' (user_id='u1', properties={'plan': 'free'})"
+            in str(failure.value))
     assert "track user_id='u1' 'Signed Up'" in text and "'plan': 'pro'" in text
     with pytest.raises(AssertionError, match=r"2 time\(s\), found 1"):
         events.assert_tracked("Signed Up", times=2)
@@ -334,3 +339,91 @@ def test_typed_dicts_describe_built_messages(client: Client) -> None:
         cls = by_type[message["type"]]
         assert cls.__required_keys__ <= set(message), cls.__name__
         assert set(message) <= cls.__required_keys__ | cls.__optional_keys__, cls.__name__
+
+
+# --- fixtures cannot leak between tests (pytester) -----------------------------------------
+
+pytest_plugins = ["pytester"]
+
+
+def test_rudder_dataplane_resets_the_module_client_per_test(pytester: pytest.Pytester) -> None:
+    """Each test's module-level calls reach that test's own server; none wait on the last."""
+    pytester.makepyfile(test_two='''
+        import rudder_analytics
+
+        def test_first(rudder_dataplane):
+            rudder_analytics.upload_interval = 0.05
+            rudder_analytics.track(user_id="first", event="E")
+
+        def test_second(rudder_dataplane):
+            rudder_analytics.track(user_id="second", event="E")
+            assert rudder_analytics.flush(timeout=5)
+            assert rudder_dataplane.count(user_id="second") == 1
+            assert rudder_dataplane.count(user_id="first") == 0
+
+        def test_first_was_delivered_to_its_own_server(rudder_dataplane):
+            assert rudder_analytics.default_client is None
+    ''')
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+
+
+def test_rudder_dataplane_delivers_what_the_test_tracked(pytester: pytest.Pytester) -> None:
+    """Module-level events a test leaves queued reach its server before it stops."""
+    pytester.makepyfile(test_deliver='''
+        import rudder_analytics
+        seen = []
+
+        def test_track(rudder_dataplane):
+            for i in range(50):
+                rudder_analytics.track(user_id=f"u{i}", event="Left Queued")
+            seen.append(rudder_analytics.default_client)
+
+        def test_check():
+            assert seen[0].closed and seen[0].stats()["delivered"] == 50
+    ''')
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
+def test_rudder_events_captures_clients_built_from_the_environment(
+        pytester: pytest.Pytester) -> None:
+    """With no RUDDER_* variables, Client() works under rudder_events and is captured."""
+    pytester.makepyfile(test_env='''
+        import os
+        from rudder_analytics import Client
+
+        def test_env_client(rudder_events):
+            client = Client()
+            client.track(user_id="u1", event="From Env")
+            rudder_events.assert_tracked("From Env", user_id="u1")
+
+        def test_environment_restored():
+            assert "RUDDER_WRITE_KEY" not in os.environ
+    ''')
+    env_free = {k: v for k, v in os.environ.items() if k.startswith("RUDDER_")}
+    for key in env_free:
+        os.environ.pop(key)
+    try:
+        result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    finally:
+        os.environ.update(env_free)
+    result.assert_outcomes(passed=2)
+
+
+def test_failed_assertion_hides_the_helpers_frames(pytester: pytest.Pytester) -> None:
+    """A failing assert_* shows the user's line and every filter, not the helper's code."""
+    pytester.makepyfile(test_fail='''
+        import rudder_analytics
+
+        def test_wrong_plan(rudder_events):
+            rudder_analytics.track(user_id="u1", event="Signed Up", properties={"plan": "pro"})
+            rudder_events.assert_tracked("Signed Up", user_id="u1", properties={"plan": "free"})
+    ''')
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "expected track 'Signed Up' (user_id='u1', properties={'plan': 'free'})" in output
+    assert "track user_id='u1' 'Signed Up' properties={'plan': 'pro'}" in output
+    assert "_expect" not in output and "given = {k: v" not in output
+    assert 'rudder_events.assert_tracked("Signed Up"' in output

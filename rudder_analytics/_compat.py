@@ -1,0 +1,126 @@
+"""Client attributes that rudder-sdk-python and analytics-python users read.
+
+The peers' clients expose their options as plain attributes (``client.host``,
+``client.debug``, ``client.send`` ...). Ours keeps them in one frozen
+:class:`~rudder_analytics.config.Config`; these descriptors read them from there,
+and refuse assignment with an error that names the fix (options are fixed when
+the client is built). ``client.send`` is both the peers' bool and our
+``send(batch)`` method: see :class:`SendAttribute`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Optional, TypeVar, overload
+
+from .exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from .batches import Batch, BatchResult
+    from .client import Client
+
+__all__ = ["BoundSend", "ConfigAttribute", "SendAttribute", "missing_attribute"]
+
+T = TypeVar("T")
+
+
+def _fixed(name: str, option: str) -> NoReturn:
+    raise ConfigurationError(
+        f"client.{name} cannot be changed after the client is built: "
+        f"pass Client(..., {option}=...) (or set rudder_analytics.{option} before the first call)"
+    )
+
+
+class ConfigAttribute(Generic[T]):
+    """A read-only attribute that returns ``client.config.<option>``."""
+
+    def __init__(self, option: str) -> None:
+        self.option = option
+        self.name = option
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> ConfigAttribute[T]: ...
+
+    @overload
+    def __get__(self, obj: Client, owner: Optional[type] = None) -> T: ...
+
+    def __get__(self, obj: Optional[Client], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(obj.config, self.option)
+
+    def __set__(self, obj: Client, value: T) -> None:
+        _fixed(self.name, self.option)
+
+
+class BoundSend:
+    """``client.send``: call it with a batch (``client.send(batch)``), or read it as the
+    peers' bool option (``if client.send:``, ``client.send == False``)."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def __call__(self, batch: Batch) -> BatchResult:
+        """Deliver a batch now (synchronously), keeping its message ids."""
+        from .batches import send_batch
+
+        return send_batch(self._client, batch)
+
+    def __bool__(self) -> bool:
+        return bool(self._client.config.send)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (bool, int)):
+            return bool(self) == other
+        if isinstance(other, BoundSend):
+            return self._client is other._client
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(bool(self))
+
+    def __repr__(self) -> str:
+        return f"<Client.send: {bool(self)}; call send(batch) to deliver a batch>"
+
+
+class SendAttribute:
+    """The descriptor behind ``client.send`` (see :class:`BoundSend`)."""
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> SendAttribute: ...
+
+    @overload
+    def __get__(self, obj: Client, owner: Optional[type] = None) -> BoundSend: ...
+
+    def __get__(self, obj: Optional[Client], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return BoundSend(obj)
+
+    def __set__(self, obj: Client, value: object) -> None:
+        _fixed("send", "send")
+
+
+_PEER_ONLY = {
+    "queue": "the queue is internal: read client.stats()['queue_depth'], or "
+             "client.config.max_queue_size for its bound",
+    "consumers": "the workers are internal: client.stats() reports their work, "
+                 "client.config.thread their number",
+    "oauth_manager": "OAuth is Segment-only; RudderStack authenticates with the write key",
+    "max_total_backoff_duration": "use client.config.retry_deadline",
+    "max_rate_limit_duration": "use client.config.retry_deadline",
+}
+
+
+def missing_attribute(obj: object, name: str) -> NoReturn:
+    """``Client.__getattr__``: a peer attribute we do not have is explained, not bare."""
+    hint = _PEER_ONLY.get(name)
+    kind = type(obj).__name__
+    if hint is None:
+        raise AttributeError(f"{kind!r} object has no attribute {name!r}")
+    raise AttributeError(f"{kind!r} object has no attribute {name!r} "
+                         f"(rudder-sdk-python / analytics-python have one): {hint}")
