@@ -441,6 +441,7 @@ def test_demo_delivers_one_event_of_every_type(capsys: pytest.CaptureFixture[str
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "all 6 events arrived" in out
+    assert "watch events at http://127.0.0.1:" in out
     for kind in EVENT_COMMANDS:
         assert f"  {kind} " in out
     assert "delivered=6" in out and "dropped=0" in out

@@ -29,6 +29,7 @@ from .common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    SdkLog,
     error,
 )
 from .lines import LineError, parse_line
@@ -102,7 +103,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return _COMMANDS[args.command](args)
+        with SdkLog.installed(bool(getattr(args, "debug", False))) as log:
+            args.sdk_log = log
+            return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print(file=sys.stderr)
         error(args.command, "interrupted")

@@ -6,17 +6,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 from urllib.parse import urlsplit
 
 __all__ = [
     "EVENT_COMMANDS", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG",
-    "client_options", "error", "json_object", "non_negative_seconds", "seconds",
+    "SdkLog", "client_options", "error", "json_object", "non_negative_seconds", "seconds",
     "sigint_once", "timestamp", "url_hint",
 ]
 
@@ -114,19 +115,18 @@ def client_options(args: argparse.Namespace) -> Dict[str, Any]:
     return options
 
 
-_ROUTE_SUFFIXES = ("/v1/batch", "/v1")
-
-
 def url_hint(url: str) -> Optional[str]:
-    """A hint when the data plane URL already ends in the route the SDK appends."""
+    """A hint when the data plane URL ends in ``/v1``, which the SDK appends itself.
+
+    (A URL ending in ``/v1/batch`` is refused by the client's configuration, with
+    the base URL to give instead.)
+    """
     path = urlsplit(url).path.rstrip("/")
-    for suffix in _ROUTE_SUFFIXES:
-        if path.endswith(suffix):
-            base = url.rstrip("/")[: -len(suffix)]
-            return (f"hint: the data plane URL ends in {suffix}, but the SDK adds /v1/batch "
-                    f"itself (requests go to {url.rstrip('/')}/v1/batch); "
-                    f"try --data-plane-url {base}")
-    return None
+    if not path.endswith("/v1"):
+        return None
+    base = url.rstrip("/")[: -len("/v1")]
+    return (f"hint: the data plane URL ends in /v1, but the SDK adds /v1/batch itself "
+            f"(requests go to {url.rstrip('/')}/v1/batch); try --data-plane-url {base}")
 
 
 @contextlib.contextmanager
@@ -152,3 +152,42 @@ def sigint_once() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class SdkLog(logging.Handler):
+    """The SDK's own log lines while a command runs: shown with ``--debug``, else dropped.
+
+    The commands report delivery themselves (the wait notices, the error lines and the
+    import summary), so the SDK's "cannot deliver yet" and drop lines would only say
+    it twice, and would break the progress bar; errors are always shown. Installed
+    on the ``rudder_analytics`` logger before the client is built, it is also where
+    ``--debug`` output goes. ``sink`` may be changed (the import routes it around its
+    progress bar).
+    """
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__(logging.DEBUG if debug else logging.ERROR)
+        self.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        self.sink: Callable[[str], None] = _to_stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.sink(self.format(record))
+        except Exception:  # a broken terminal must not break delivery
+            self.handleError(record)
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls, debug: bool) -> Iterator[SdkLog]:
+        """The handler on the ``rudder_analytics`` logger for the duration of a command."""
+        handler = cls(debug)
+        logger = logging.getLogger("rudder_analytics")
+        logger.addHandler(handler)
+        try:
+            yield handler
+        finally:
+            logger.removeHandler(handler)

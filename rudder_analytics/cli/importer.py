@@ -153,6 +153,9 @@ class Import:
             raise
         self.progress = Progress(self.tally, sys.stderr, size, args.progress_interval,
                                  args.quiet, args.dry_run)
+        sdk_log = getattr(args, "sdk_log", None)
+        if sdk_log is not None:
+            sdk_log.sink = self.progress.write
         if self.client is not None:
             hint = url_hint(self.client.config.data_plane_url)
             if hint:

@@ -41,15 +41,17 @@ class Tally:
 
 
 def compact(count: float) -> str:
-    """``9,999``, then ``12.3k``, ``456k``, ``1.23M``: at most five characters."""
+    """``9,999``, then ``12.3k``, ``456k``, ``1.23M``: five characters up to 999G."""
     if count < 10_000:
         return f"{count:,.0f}"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if count >= size:
-            value = count / size
-            digits = 0 if value >= 100 else 1 if value >= 10 else 2
-            return f"{value:.{digits}f}{unit}"
-    return f"{count:,.0f}"  # pragma: no cover - unreachable
+    text = ""
+    for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        value = count / size
+        digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
+        text = f"{value:.{digits}f}{unit}"
+        if value < 999.5:
+            break
+    return text
 
 
 def _columns(stream: TextIO) -> int:
