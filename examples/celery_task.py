@@ -1,12 +1,13 @@
-"""Tracking from Celery tasks, with a flush when each worker process shuts down.
+"""Tracking from Celery tasks, delivered before each pool process exits.
 
-Celery's default pool forks worker processes. The SDK handles the fork: a child
-starts with an empty queue and its own delivery thread (started on its first
-event), so nothing is sent twice or lost to a dead thread. A pool process may
-exit without running ``atexit`` hooks, so deliver what it still holds on
-``worker_process_shutdown``.
+Celery's default pool forks worker processes, and a pool process ends with
+``os._exit()``, which skips the SDK's exit hook. ``rudder_celery.install()`` (one line,
+next to the app) delivers what a pool process still holds when it shuts down, on a
+warm shutdown and whenever ``--max-tasks-per-child`` recycles it. The fork itself is
+handled by the SDK: each pool process starts with an empty queue, so nothing is sent
+twice.
 
-Run a worker (with a real broker) as usual::
+Run a worker (with a real broker; ``CELERY_BROKER_URL``, e.g. ``redis://localhost``)::
 
     RUDDER_WRITE_KEY=... RUDDER_DATA_PLANE_URL=... \\
         celery -A examples.celery_task worker --loglevel=info
@@ -15,14 +16,14 @@ Run a worker (with a real broker) as usual::
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_shutdown
 
 import rudder_analytics
+from rudder_analytics.integrations import celery as rudder_celery
 
 app = Celery("examples", broker=os.environ.get("CELERY_BROKER_URL", "memory://"))
+rudder_celery.install()  # the module-level client delivers before each process exits
 
 
 @app.task
@@ -34,9 +35,3 @@ def send_welcome_email(user_id: str, email: str) -> bool:
         properties={"email_domain": email.rsplit("@", 1)[-1]},
     )
     return True
-
-
-@worker_process_shutdown.connect
-def deliver_analytics(**_: Any) -> None:
-    """Deliver queued events before the pool process exits (bounded: 10 seconds)."""
-    rudder_analytics.shutdown(timeout=10)

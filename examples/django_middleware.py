@@ -1,64 +1,68 @@
-"""Django middleware that tracks every request as an ``API Request`` event.
+"""Django with ``rudder_analytics.integrations.django``: the middleware and a view.
 
-Add it to ``settings.MIDDLEWARE`` (after the authentication middleware, so that
-``request.user`` is set)::
+In a project, add the middleware after the authentication middleware (so that
+``request.user`` is set) and track from views with ``track(request, ...)``::
 
     MIDDLEWARE = [
         ...,
         "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "examples.django_middleware.RudderAnalyticsMiddleware",
+        "rudder_analytics.integrations.django.RudderAnalyticsMiddleware",
     ]
     RUDDER_WRITE_KEY = "..."          # or the RUDDER_WRITE_KEY environment variable
     RUDDER_DATA_PLANE_URL = "https://your-data-plane"  # or RUDDER_DATA_PLANE_URL
+    RUDDER_TRACK_REQUESTS = "API Request"  # optional: one event per request
 
-The client is built once per process, when Django builds the middleware chain.
-``track`` only validates and enqueues, so the request never waits for the network.
-Under gunicorn or uwsgi see the README ("Web servers").
+Each event then carries the visitor's anonymous id (the JavaScript SDK's
+``rl_anonymous_id`` cookie, or a new id the middleware sets in that cookie), the
+signed-in user's id, and the request's context (ip, user agent, page). ``track`` only
+validates and enqueues, so a request never waits for the network.
+
+This file is also a one-file project (no database) to try it::
+
+    rudder-analytics dev-server --port 8080 &
+    export RUDDER_WRITE_KEY=test-write-key RUDDER_DATA_PLANE_URL=http://127.0.0.1:8080
+    python examples/django_middleware.py runserver 8000
+    curl -c jar -b jar localhost:8000/pricing     # twice: the same anonymous id
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any, Callable, Optional
+import sys
 
-from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
 
-from rudder_analytics import Client
+from rudder_analytics.integrations.django import track
 
-ANONYMOUS_COOKIE = "ajs_anonymous_id"
-"""The cookie RudderStack's JavaScript SDK keeps the anonymous id in."""
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "rudder_analytics.integrations.django.RudderAnalyticsMiddleware",
+]
 
 
-class RudderAnalyticsMiddleware:
-    """Tracks each request (path, method, status) for the signed-in or anonymous user."""
+def pricing(request: HttpRequest) -> JsonResponse:
+    """A page view the app tracks itself, with a property of its own."""
+    plan = request.GET.get("plan", "pro")
+    track(request, "Pricing Viewed", {"plan": plan})
+    return JsonResponse({"anonymous_id": request.rudder_anonymous_id})  # type: ignore[attr-defined]
 
-    def __init__(self, get_response: Callable[[Any], Any],
-                 client: Optional[Client] = None) -> None:
-        self.get_response = get_response
-        self.client = client if client is not None else Client(
-            getattr(settings, "RUDDER_WRITE_KEY", None),
-            getattr(settings, "RUDDER_DATA_PLANE_URL", None),
-        )
 
-    def __call__(self, request: Any) -> Any:
-        response = self.get_response(request)
-        user = getattr(request, "user", None)
-        user_id = str(user.pk) if user is not None and user.is_authenticated else None
-        anonymous_id = None
-        if user_id is None:
-            anonymous_id = request.COOKIES.get(ANONYMOUS_COOKIE) or str(uuid.uuid4())
-        self.client.track(
-            user_id=user_id,
-            anonymous_id=anonymous_id,
-            event="API Request",
-            properties={
-                "path": request.path,
-                "method": request.method,
-                "status": response.status_code,
-            },
-            context={
-                "ip": request.META.get("REMOTE_ADDR"),
-                "userAgent": request.META.get("HTTP_USER_AGENT", ""),
-            },
-        )
-        return response
+urlpatterns = [path("pricing", pricing)]
+
+
+def main(argv: list[str]) -> None:
+    """Run this file as a Django project (``runserver``, ``check``, ...)."""
+    from django.conf import settings
+    from django.core.management import execute_from_command_line
+
+    settings.configure(
+        DEBUG=True, SECRET_KEY="example-only", ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+        ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE[2:],  # no sessions, no auth: no DB
+        RUDDER_TRACK_REQUESTS="API Request",
+    )
+    execute_from_command_line(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,9 +1,10 @@
-"""A Flask app that tracks sign-ups and orders.
+"""A Flask app that tracks sign-ups and orders with the ``RudderAnalytics`` extension.
 
-One :class:`~rudder_analytics.Client` per process, built when the app is created.
-Event calls only validate and enqueue (microseconds); a background thread delivers,
-so request latency never depends on the data plane. The SDK delivers what is still
-queued when the process exits.
+The extension builds one :class:`~rudder_analytics.Client` per app (from ``app.config``
+or the environment), gives each request the visitor's anonymous id (the JavaScript
+SDK's ``rl_anonymous_id`` cookie, or a new id it sets) and their context (ip, user
+agent, page), and shuts the client down, delivering what is queued, when the process
+exits. Event calls only validate and enqueue: a request never waits for the data plane.
 
 Run it against the local data plane::
 
@@ -13,43 +14,40 @@ Run it against the local data plane::
     curl -X POST localhost:5000/signup -H 'Content-Type: application/json' \\
          -d '{"user_id": "u1", "email": "ada@example.com", "plan": "pro"}'
 
-Under gunicorn, see the README ("Web servers") for ``--preload`` and workers.
+Or under gunicorn (each worker delivers its queue when it exits)::
+
+    gunicorn --workers 2 --chdir examples 'flask_app:create_app()'
 """
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
-from flask import Flask, jsonify, request
+from flask import Flask, g, jsonify, request
 
 from rudder_analytics import Client
+from rudder_analytics.integrations.flask import RudderAnalytics, identify, track
 
 
 def create_app(analytics: Optional[Client] = None) -> Flask:
     """The app; ``analytics`` defaults to a Client configured from the environment."""
     app = Flask(__name__)
-    client = analytics if analytics is not None else Client()
-    app.extensions["rudder_analytics"] = client
-
-    def context() -> dict[str, Any]:
-        return {"ip": request.remote_addr, "userAgent": request.headers.get("User-Agent", "")}
+    RudderAnalytics(app, client=analytics)
 
     @app.post("/signup")
     def signup() -> Any:
         data = request.get_json(force=True)
-        user_id = str(data["user_id"])
-        client.identify(user_id=user_id, traits={"email": data["email"]}, context=context())
-        client.track(user_id=user_id, event="Signed Up",
-                     properties={"plan": data.get("plan", "free")}, context=context())
+        g.rudder_user_id = str(data["user_id"])  # the signed-in user, from now on
+        identify({"email": data["email"]})      # ties the visitor's anonymous id to them
+        track("Signed Up", {"plan": data.get("plan", "free")})
         return jsonify(ok=True), 201
 
     @app.post("/orders")
     def create_order() -> Any:
         data = request.get_json(force=True)
-        client.track(user_id=str(data["user_id"]), event="Order Completed",
-                     properties={"order_id": data["order_id"], "revenue": data["revenue"],
-                                 "currency": data.get("currency", "USD")},
-                     context=context())
+        track("Order Completed", {"order_id": data["order_id"], "revenue": data["revenue"],
+                                  "currency": data.get("currency", "USD")},
+              user_id=str(data["user_id"]))
         return jsonify(order_id=data["order_id"]), 201
 
     return app

@@ -7,13 +7,13 @@ Scripts run as subprocesses; the web and task examples are imported and called
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 
@@ -98,7 +98,7 @@ def test_typed_usage(rudder_dataplane: DevServer) -> None:
 
 
 def test_flask_app(client: Client, rudder_dataplane: DevServer) -> None:
-    """The Flask example tracks a sign-up and an order from its request handlers."""
+    """The Flask example tracks through the extension: user id, anonymous id, context."""
     pytest.importorskip("flask")
     app = _load("flask_app").create_app(client)
     http = app.test_client()
@@ -107,51 +107,77 @@ def test_flask_app(client: Client, rudder_dataplane: DevServer) -> None:
     order = http.post("/orders", json={"user_id": "u1", "order_id": "o1", "revenue": 9.95})
     assert order.status_code == 201
     assert client.flush(timeout=10)
-    assert rudder_dataplane.events(type="identify")[0]["traits"] == {"email": "a@b.c"}
+    [identified] = rudder_dataplane.events(type="identify")
+    assert identified["traits"] == {"email": "a@b.c"} and identified["userId"] == "u1"
     [signed_up] = rudder_dataplane.events(event="Signed Up")
     assert signed_up["properties"] == {"plan": "pro"} and signed_up["context"]["ip"]
-    assert rudder_dataplane.events(event="Order Completed")[0]["properties"]["revenue"] == 9.95
+    assert signed_up["anonymousId"] == identified["anonymousId"]  # one visitor, one id
+    [completed] = rudder_dataplane.events(event="Order Completed")
+    assert completed["properties"]["revenue"] == 9.95 and completed["userId"] == "u1"
+    assert completed["anonymousId"] == identified["anonymousId"]  # kept by the cookie
+    assert completed["context"]["page"]["path"] == "/orders"
 
 
 def test_django_middleware(client: Client, rudder_dataplane: DevServer) -> None:
-    """The Django middleware tracks each request with its path, method and status."""
+    """The Django example's view tracks through the integration's middleware."""
     pytest.importorskip("django")
     from django.conf import settings
 
     if not settings.configured:
         settings.configure(DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["*"],
                            DEFAULT_CHARSET="utf-8")
-    from django.http import HttpResponse
     from django.test import RequestFactory
 
+    from rudder_analytics.integrations.django import RudderAnalyticsMiddleware
+    from rudder_analytics.integrations.web import encode_anonymous_id
+
     module = _load("django_middleware")
-
-    def view(request: Any) -> HttpResponse:
-        return HttpResponse("ok", status=200 if request.path != "/missing" else 404)
-
-    middleware = module.RudderAnalyticsMiddleware(view, client=client)
+    middleware = RudderAnalyticsMiddleware(module.pricing, client=client)
     factory = RequestFactory()
-    request = factory.get("/pricing", HTTP_USER_AGENT="pytest")
-    request.COOKIES[module.ANONYMOUS_COOKIE] = "anon-cookie"
-    assert middleware(request).status_code == 200
-    assert middleware(factory.post("/missing")).status_code == 404
+    request = factory.get("/pricing", {"plan": "team"}, HTTP_USER_AGENT="pytest")
+    request.COOKIES["rl_anonymous_id"] = encode_anonymous_id("anon-cookie")
+    response = middleware(request)
+    assert response.status_code == 200 and "rl_anonymous_id" not in response.cookies
+    fresh = middleware(factory.get("/pricing"))
+    assert "rl_anonymous_id" in fresh.cookies  # a new visitor gets an id, kept in the cookie
     assert client.flush(timeout=10)
-    first, second = rudder_dataplane.events(event="API Request")
+    first, second = rudder_dataplane.events(event="Pricing Viewed")
     assert first["anonymousId"] == "anon-cookie"
-    assert first["properties"] == {"path": "/pricing", "method": "GET", "status": 200}
+    assert first["properties"] == {"plan": "team"}
     assert first["context"]["userAgent"] == "pytest"
-    assert second["properties"] == {"path": "/missing", "method": "POST", "status": 404}
+    assert first["context"]["page"]["path"] == "/pricing"
+    assert second["anonymousId"] == json.loads(fresh.content)["anonymous_id"]
 
 
 def test_celery_task(module_client: None, rudder_dataplane: DevServer) -> None:
-    """The Celery task tracks through the module API; the shutdown signal delivers it."""
+    """The Celery task tracks through the module API; install()'s shutdown handler delivers."""
     pytest.importorskip("celery")
+    from celery.signals import worker_process_shutdown
+
+    from rudder_analytics.integrations import celery as rudder_celery
+
     module = _load("celery_task")
     module.app.conf.task_always_eager = True
-    assert module.send_welcome_email.delay("u1", "ada@example.com").get(timeout=10) is True
-    module.deliver_analytics()  # what worker_process_shutdown runs
+    try:
+        assert module.send_welcome_email.delay("u1", "ada@example.com").get(timeout=10) is True
+        assert rudder_dataplane.count(event="Welcome Email Sent") == 0  # still queued
+        # what a prefork pool process sends just before it exits
+        worker_process_shutdown.send(sender="example", pid=0, exitcode=0)
+    finally:
+        rudder_celery.uninstall()
     [event] = rudder_dataplane.events(event="Welcome Email Sent")
     assert event["userId"] == "u1" and event["properties"] == {"email_domain": "example.com"}
+
+
+def test_metrics_exporter(rudder_dataplane: DevServer) -> None:
+    """metrics_exporter.py prints the Prometheus scrape and the OpenTelemetry reading."""
+    pytest.importorskip("prometheus_client")
+    pytest.importorskip("opentelemetry.sdk")
+    run = _run("metrics_exporter", rudder_dataplane.url)
+    assert run.returncode == 0, run.stderr
+    assert "rudder_analytics_events_delivered_total 5.0" in run.stdout
+    assert "otel rudder_analytics.events.delivered = 5" in run.stdout
+    assert rudder_dataplane.count(event="Report Generated") == 5
 
 
 def test_fastapi_app(client: Client, rudder_dataplane: DevServer) -> None:
