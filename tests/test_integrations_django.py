@@ -190,3 +190,15 @@ def test_decode_never_raises(raw: str) -> None:
 def test_encode_round_trips(anonymous_id: str) -> None:
     """What the middleware sets is read back as the same id."""
     assert decode_anonymous_id(encode_anonymous_id(anonymous_id)) == anonymous_id
+
+
+def test_importing_the_sdk_imports_no_framework() -> None:
+    """``import rudder_analytics`` (and the shared web module) imports no framework."""
+    code = ("import sys, rudder_analytics, rudder_analytics.integrations, "
+            "rudder_analytics.integrations.web\n"
+            "heavy = ('django', 'flask', 'celery', 'starlette', 'fastapi', "
+            "'prometheus_client', 'opentelemetry')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert run.stdout.strip() == "[]"
