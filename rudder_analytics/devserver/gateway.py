@@ -20,9 +20,15 @@ from .live import LiveFeed
 from .protocol import Accepted, RateLimiter, format_received_at, message
 from .records import RequestLog, RequestRecord
 from .storage import EventStore
-from .wire import basic_auth_user, format_rfc3339
+from .wire import basic_auth_user, format_rfc3339, reason_phrase
 
 __all__ = ["Gateway"]
+
+_FAULT_REASONS = {
+    "drop": "dropped on purpose before reading (drop_next)",
+    "store_then_drop": "stored, then the answer was lost on purpose (store_then_drop_next)",
+    "hang": "no answer on purpose (hang_next)",
+}
 
 # Bodies of rejected requests are kept (for the page) up to this many characters.
 _REJECTED_BODY_CHARS = 16 * 1024
@@ -120,13 +126,19 @@ class Gateway:
 
     def rejected(self, record: RequestRecord, reason: str) -> None:
         """Show a request answered with an error (or not answered at all)."""
+        status = record.status if record.answered else None
+        if not reason:
+            if status is not None:
+                reason = reason_phrase(status)
+            else:
+                reason = _FAULT_REASONS.get(record.fault or "", "no answer (the client went away)")
         body = record.body
         text = None if body is None else body[: _REJECTED_BODY_CHARS * 4].decode("utf-8", "replace")
         rejection: Dict[str, Any] = {
             "time": format_received_at(datetime.now(timezone.utc)),
             "method": record.method,
             "path": record.path,
-            "status": record.status if record.answered else None,
+            "status": status,
             "reason": reason,
             "fault": record.fault,
             "write_key": basic_auth_user(record.headers.get("Authorization")),

@@ -72,6 +72,8 @@ class Handler(BaseHTTPRequestHandler):
     lose_response: bool
     #: Why the request was refused, for the page and the console ("" when it was not).
     reason: str
+    #: True once the refusal of ``record`` was reported.
+    reported: bool
 
     def setup(self) -> None:
         super().setup()
@@ -105,6 +107,14 @@ class Handler(BaseHTTPRequestHandler):
         self.record = record
         self.lose_response = False
         self.reason = ""
+        self.reported = False
+
+    def report_refusal(self) -> None:
+        """Report the logged request as refused (once), before the client can see it."""
+        record = self.record
+        if record is not None and not self.reported:
+            self.reported = True
+            self.gateway.rejected(record, self.reason)
 
     # --- request ---------------------------------------------------------------------
 
@@ -189,6 +199,8 @@ class Handler(BaseHTTPRequestHandler):
         if record is not None:  # before the write: the client may look as soon as it reads
             record.status = status
             record.answered = True
+            if status >= 400:
+                self.report_refusal()
         try:
             self.wfile.write(data)
         except OSError:
@@ -243,6 +255,7 @@ class Handler(BaseHTTPRequestHandler):
         """Close the connection without an answer: the client sees a reset."""
         if reason:
             self.reason = reason
+        self.report_refusal()
         self.close_connection = True
         sock = self.connection
         with contextlib.suppress(OSError):

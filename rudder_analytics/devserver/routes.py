@@ -16,7 +16,7 @@ from . import control, web
 from .ingest import ingest
 from .protocol import INGEST_ROUTES, message
 from .records import Headers, RequestRecord
-from .wire import JSON, reason_phrase
+from .wire import JSON
 
 if TYPE_CHECKING:  # pragma: no cover
     from .handler import Handler
@@ -27,12 +27,6 @@ logger = logging.getLogger("rudder_analytics.devserver")
 
 # A control request's body may be a large fault plan, but not unbounded.
 _CONTROL_BODY_LIMIT = 16 * 1024 * 1024
-
-_FAULT_REASONS = {
-    "drop": "dropped on purpose before reading (drop_next)",
-    "store_then_drop": "stored, then the answer was lost on purpose (store_then_drop_next)",
-    "hang": "no answer on purpose (hang_next)",
-}
 
 
 def dispatch(h: Handler) -> None:
@@ -59,17 +53,8 @@ def dispatch(h: Handler) -> None:
     try:
         _logged(h, path)
     finally:
-        if record.status is None or record.status >= 400:
-            h.gateway.rejected(record, h.reason or _reason(record))
-
-
-def _reason(record: RequestRecord) -> str:
-    """A reason for a refused request whose answer carried none (405, faults)."""
-    if record.fault in _FAULT_REASONS and record.status is None:
-        return _FAULT_REASONS[record.fault]
-    if record.status is not None:
-        return reason_phrase(record.status)
-    return "no answer (the client went away)"
+        if record.status is None:  # ended without an answer or an abort (a bug, or gone)
+            h.report_refusal()
 
 
 def _logged(h: Handler, path: str) -> None:
