@@ -75,7 +75,9 @@ class CallbackDispatcher:
         self,
         on_error: Optional[Callable[..., Any]] = None,
         on_drop: Optional[Callable[[str, list[dict[str, Any]]], Any]] = None,
+        sink: Callable[[str], None] = emit,
     ) -> None:
+        self._sink = sink
         self._on_error = on_error
         self._on_drop = on_drop
         self._arity = error_callback_arity(on_error)
@@ -194,7 +196,7 @@ class CallbackDispatcher:
                 with self._lock:
                     self._pending_messages -= weight
         if overflow:
-            emit(f"callbacks fell behind: {overflow:,} dropped or failed event(s) "
+            self._sink(f"callbacks fell behind: {overflow:,} dropped or failed event(s) "
                  "were counted but not passed to on_drop/on_error")
 
     # --- waiting ---------------------------------------------------------------------
