@@ -50,7 +50,7 @@ logger = logging.getLogger("rudder_analytics")
 
 EXIT_SLACK = 1.0
 """Seconds the handler waits beyond the deadline (a request being abandoned)."""
-RETRY_INTERVAL = 0.002
+RETRY_INTERVAL = 0.05
 """Seconds between two re-deliveries while the main thread is inside the SDK."""
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -71,7 +71,7 @@ class _State:
     deadline: Optional[float] = None
     """Set when the first SIGTERM arrives: delivery ends by then."""
     handling = False
-    redelivering = False
+    tracing = False
     guard_armed = False
 
 
@@ -119,7 +119,6 @@ def install(config: Config) -> bool:
 
 def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
     """The handler: deliver, then hand the signal on (see the module docstring)."""
-    _state.redelivering = False
     previous = _state.previous
     if callable(previous):
         _arm_exit_guard()
@@ -127,16 +126,20 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
         return
     if _state.handling:
         return  # a second SIGTERM while delivering: the first one ends the process
-    now = time.monotonic()
     if _state.deadline is None:
-        _state.deadline = now + _state.longest
-    if now < _state.deadline and _inside_sdk(frame):
-        _redeliver_soon()
+        _state.deadline = time.monotonic() + _state.longest
+    if _inside_sdk(frame) and time.monotonic() < _state.deadline:
+        _finish_at_safe_point(signum, frame)
         return
+    _finish(signum)
+
+
+def _finish(signum: int) -> None:
+    """Deliver every client by the deadline, then end as SIGTERM's default action does."""
     _state.handling = True
-    _deliver(_state.deadline)
+    _deliver(_state.deadline or time.monotonic())
     signal.signal(signum, signal.SIG_DFL)
-    signal.raise_signal(signum)  # ends the process as SIGTERM's default action does
+    signal.raise_signal(signum)
 
 
 def _inside_sdk(frame: Optional[FrameType]) -> bool:
@@ -151,24 +154,47 @@ def _inside_sdk(frame: Optional[FrameType]) -> bool:
     return False
 
 
-def _redeliver_soon() -> None:
-    """Raise SIGTERM again on the main thread shortly (it was inside the SDK)."""
-    if _state.redelivering:
+def _finish_at_safe_point(signum: int, frame: Optional[FrameType]) -> None:
+    """The main thread is inside the SDK (maybe holding a lock): finish once it is out.
+
+    A trace function on the main thread finishes at the first line it runs outside
+    the SDK; a helper thread raises the signal again every so often, so that a main
+    thread blocked inside the SDK still finishes at the deadline.
+    """
+    if _state.tracing:
         return
-    _state.redelivering = True
+    _state.tracing = True
+
+    def tracer(current: FrameType, event: str, arg: Any) -> Any:
+        if _state.handling:
+            return None
+        if event == "line" and (not _inside_sdk(current)
+                                or time.monotonic() >= (_state.deadline or 0.0)):
+            sys.settrace(None)
+            _finish(signum)
+        return tracer
+
+    while frame is not None:
+        frame.f_trace = tracer
+        frame = frame.f_back
+    sys.settrace(tracer)
     threading.Thread(target=_redeliver, name="rudder-analytics-sigterm", daemon=True).start()
 
 
 def _redeliver() -> None:
-    time.sleep(RETRY_INTERVAL)
-    if _state.handling:
-        return
-    if sys.version_info >= (3, 10):
-        import _thread
+    """Raise SIGTERM again on the main thread until it has been handled."""
+    while not _state.handling:
+        time.sleep(RETRY_INTERVAL)
+        if _state.handling:
+            return
+        if sys.version_info >= (3, 10):
+            import _thread
 
-        _thread.interrupt_main(signal.SIGTERM)  # runs the Python handler, if it is still ours
-    elif signal.getsignal(signal.SIGTERM) is _on_sigterm:  # pragma: no cover - 3.9
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+            _thread.interrupt_main(signal.SIGTERM)  # runs the Python handler, if still ours
+        elif signal.getsignal(signal.SIGTERM) is _on_sigterm:  # pragma: no cover - 3.9
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+        else:  # pragma: no cover - 3.9, someone replaced the handler
+            return
 
 
 def _deliver(deadline: float) -> None:
