@@ -40,7 +40,15 @@ import logging
 import weakref
 from typing import Any, Callable, Optional
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_app_context,
+    has_request_context,
+    request,
+)
 
 from ..client import Client, Result
 from .web import (
@@ -109,6 +117,7 @@ class RudderAnalytics:
                  user_id: Optional[UserIdGetter] = None) -> None:
         self._client = client
         self._user_id = user_id or default_user_id
+        self._last_client: Optional[Client] = None
         if app is not None:
             self.init_app(app)
 
@@ -120,14 +129,19 @@ class RudderAnalytics:
             client = Client(config.get("RUDDER_WRITE_KEY"), config.get("RUDDER_DATA_PLANE_URL"),
                             **(config.get("RUDDER_OPTIONS") or {}))
         app.extensions[EXTENSION_KEY] = _AppState(app, client, self._user_id)
+        self._last_client = client
         app.before_request(_before_request)
         app.after_request(_after_request)
         atexit.register(_shutdown_at_exit, weakref.ref(client))
 
     @property
     def client(self) -> Client:
-        """The current app's client."""
-        return _state().client
+        """The current app's client; outside an app context, that of the last ``init_app``."""
+        if has_app_context():
+            return _state().client
+        if self._last_client is None:
+            raise RuntimeError("RudderAnalytics.init_app(app) has not been called")
+        return self._last_client
 
     def track(self, event: str, properties: Optional[dict[str, Any]] = None,
               **options: Any) -> Result:
