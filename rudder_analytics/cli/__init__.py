@@ -110,7 +110,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(file=sys.stderr)
         error(args.command, "interrupted")
         return EXIT_INTERRUPTED
-
-
-if __name__ == "__main__":  # pragma: no cover - python -m rudder_analytics.cli
-    raise SystemExit(main())

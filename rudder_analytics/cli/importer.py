@@ -197,7 +197,7 @@ class Import:
                 return
             kind, kwargs = parse_line(_decode(text))
             getattr(self.batch, kind)(**kwargs)
-        except (LineError, ValidationError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # LineError, ValidationError and kin
             self.skip(number, str(exc), raw)
             return
         library = own_library(kwargs)
