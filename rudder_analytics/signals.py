@@ -21,9 +21,10 @@ does depends on the handler it replaced:
 - ``SIG_IGN`` or a handler not installed from Python: nothing is installed.
 
 The handler runs on the main thread between two bytecodes, possibly while that
-thread is inside the SDK holding a lock (in ``track()``, ``shutdown()``). In that
-case it does nothing yet and a helper thread raises it again a moment later, until
-the main thread has left the SDK (or the deadline has passed).
+thread is inside the SDK holding a lock (in ``track()``, ``shutdown()``). Then it
+only sets a trace function on the main thread, which delivers at the first line the
+thread runs outside the SDK; a helper thread raises SIGTERM again every 50 ms, so
+that a main thread blocked inside the SDK still finishes by the deadline.
 
 A handler installed later (by the application or a server) is never replaced.
 """
@@ -140,6 +141,9 @@ def _finish(signum: int) -> None:
     _deliver(_state.deadline or time.monotonic())
     signal.signal(signum, signal.SIG_DFL)
     signal.raise_signal(signum)
+    # Still running: the process is PID 1 of a container, where the kernel ignores a
+    # signal left at SIG_DFL. End it anyway, with the status a shell reports for SIGTERM.
+    os._exit(128 + signum)
 
 
 def _inside_sdk(frame: Optional[FrameType]) -> bool:
