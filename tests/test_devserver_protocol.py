@@ -683,17 +683,17 @@ def test_decoder_accepts_exactly_what_json_accepts() -> None:
     accepts and rejects the same bodies as ``json.loads``, and gives the same values."""
     import random
 
-    from rudder_analytics.devserver import protocol
+    from rudder_analytics.devserver import jsontext
 
     def reference(text: str) -> Any:
         try:
-            return json.loads(text, parse_constant=protocol._reject_constant)
+            return json.loads(text, parse_constant=jsontext.reject_constant)
         except ValueError:
             return "<invalid>"
 
     def ours(text: str) -> Any:
         try:
-            return protocol._decode_with_spans(text)[0]
+            return jsontext.decode_with_spans(text)[0]
         except ValueError:
             return "<invalid>"
 

@@ -12,7 +12,8 @@ import sqlite3
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .protocol import Row, load_payload
+from .jsontext import load_payload
+from .protocol import Row
 
 __all__ = ["EventStore"]
 
