@@ -216,10 +216,11 @@ class Import:
 
     def submit(self) -> bool:
         """Hand the batch to the senders (waiting for room); False when it is hopeless."""
-        batch = with_own_libraries(self.batch, self.libraries)
+        batch, libraries = self.batch, self.libraries
         self.batch, self.libraries = self.client.batch() if self.client else Batch(), {}
         if self.senders is None or not len(batch):
             return True
+        batch = with_own_libraries(batch, libraries)
         while not self.senders.submit(batch, POLL_INTERVAL):
             if not self.keep_going():
                 return False
