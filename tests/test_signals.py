@@ -307,12 +307,17 @@ def test_uvicorn_workers_lose_events_without_handle_sigterm(server: DevServer) -
     assert server.count() < 60
 
 
-def test_gunicorn_workers_deliver_every_accepted_event(server: DevServer) -> None:
-    """gunicorn with two sync workers and a Flask app: SIGTERM to the master, every event
-    its requests tracked arrives."""
+@pytest.mark.parametrize(("worker_class", "app"), [
+    ("sync", "tests.apps.flask_app:app"),
+    ("uvicorn.workers.UvicornWorker", "tests.apps.fastapi_app:app"),
+])
+def test_gunicorn_workers_deliver_every_accepted_event(
+        server: DevServer, worker_class: str, app: str) -> None:
+    """gunicorn with two workers (sync with Flask; uvicorn's worker class with FastAPI, which
+    re-raises SIGTERM like uvicorn): SIGTERM to the master, every tracked event arrives."""
     port = free_port()
-    child = Child([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-                   "--graceful-timeout", "10", "tests.apps.flask_app:app"], server.url,
+    child = Child([sys.executable, "-m", "gunicorn", "-w", "2", "-k", worker_class,
+                   "-b", f"127.0.0.1:{port}", "--graceful-timeout", "10", app], server.url,
                   handle_sigterm=True)
     child.wait_for(r"^app-ready", count=2)
     status, _ = _serve_then_terminate(child, port, 60)
