@@ -145,9 +145,9 @@ async def _send_on_loop(host: _Host, messages: list[bytes], hold: Hold) -> Deliv
     policy = RetryPolicy.from_config(config)
     async with AsyncTransport(config) as transport:
         for index, chunk in enumerate(chunks):
-            now = time.monotonic()
-            deadline = now + config.sync_deadline
-            machine = Delivery(chunk, policy, now=now, deadline=deadline, hold=hold, sink=sink)
+            deadline = time.monotonic() + config.sync_deadline
+            machine = Delivery(chunk, policy, deadline=deadline, hold=hold, sink=sink,
+                               url=config.batch_url, attempt_timeout=transport.attempt_timeout)
             try:
                 report = await driver.run(machine, transport, deadline=deadline)
             except asyncio.CancelledError:

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any, Optional
 
 from .._core.delivery import Answer
-from .._core.policy import parse_retry_after
+from .._core.policy import Failure, failure_of, retry_after_seconds
 from .._core.wire import CappedBody, compress, request_headers
 from ..config import Config
 
@@ -52,12 +52,15 @@ class AsyncTransport:
         if httpx is None:
             raise RuntimeError("the asyncio transport needs httpx: pip install "
                                "'rudder-analytics[async]'")
+        self._httpx = httpx
         self._config = config
         self._url = config.batch_url
         self._headers = request_headers(config.write_key, config.gzip)
         connect, read = _timeouts(config)
-        self._total = connect + read
-        """One request may not take longer than a connect plus one read timeout."""
+        timeout = config.timeout
+        self.attempt_timeout = float(sum(timeout)) if isinstance(timeout, tuple) else float(
+            timeout)
+        """Seconds one attempt may take in all (as the blocking transport bounds it)."""
         mounts = None
         if config.proxies:
             mounts = {f"{scheme}://": httpx.AsyncHTTPTransport(proxy=url)
@@ -85,14 +88,15 @@ class AsyncTransport:
         """POST one body within ``timeout`` seconds (default: connect + read timeout)."""
         config = self._config
         data = compress(body, config.gzip_level) if config.gzip else body
-        budget = self._total if timeout is None else max(0.0, min(timeout, self._total))
+        whole = self.attempt_timeout
+        budget = whole if timeout is None else max(0.0, min(timeout, whole))
         try:
             return await asyncio.wait_for(self._exchange(data), budget)
         except asyncio.TimeoutError:
             error = TimeoutError(f"no complete answer within {budget:.1f} s")
-            return Answer(None, "", error=error, wire_bytes=len(data))
+            return Answer(None, "", error=error, wire_bytes=len(data), failure=Failure.TIMEOUT)
         except Exception as exc:  # httpx errors: connect, read, protocol
-            return Answer(None, "", error=exc, wire_bytes=len(data))
+            return Answer(None, "", error=exc, wire_bytes=len(data), failure=self._failure(exc))
 
     async def _exchange(self, data: bytes) -> Answer:
         request = self._client.build_request("POST", self._url, content=data,
@@ -107,7 +111,16 @@ class AsyncTransport:
         finally:
             await response.aclose()
         headers = response.headers
-        retry_after = parse_retry_after(headers.get("Retry-After"), headers.get("Date"),
-                                        time.time())
+        retry_after = retry_after_seconds(headers.get("Retry-After"), headers.get("Date"),
+                                          time.time())
         return Answer(response.status_code, capped.text(), retry_after, None,
                       headers.get("Location"), response, len(data))
+
+    def _failure(self, exc: BaseException) -> str:
+        """The :class:`Failure` kind, mapping httpx's own types before the stdlib's."""
+        httpx = self._httpx
+        if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+            return Failure.TIMEOUT
+        if isinstance(exc, httpx.ProxyError):
+            return Failure.PROXY
+        return failure_of(exc)

@@ -10,9 +10,9 @@ chunk dropped, a chunk deferred, messages delivered) to a sink; one reporter
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
-from ..exceptions import DeliveryError, HTTPStatusError, TransportError
+from ..exceptions import DeliveryError
 
 __all__ = [
     "Attempted",
@@ -24,7 +24,6 @@ __all__ = [
     "Outcome",
     "RequestResult",
     "Retrying",
-    "error_for",
 ]
 
 
@@ -119,18 +118,3 @@ class Delivered:
 
 Outcome = Union[Attempted, Retrying, Dropped, Deferred, Delivered]
 
-
-def error_for(status: Optional[int], body: str, exc: Optional[BaseException],
-              retry_after: Optional[float], location: Optional[str],
-              response: Any) -> DeliveryError:
-    """The error object handed to ``on_error`` for an answer that was not a success."""
-    if status is None:
-        text = f"request failed: {type(exc).__name__}: {exc}" if exc else "request failed"
-        return TransportError(text, exception=exc)
-    if 300 <= status <= 399:
-        where = location or "no Location header"
-        text = f"data plane answered {status} (redirect to {where}): not followed for a POST"
-    else:
-        text = f"data plane answered {status}: {body.strip()[:200]}"
-    return HTTPStatusError(text, status_code=status, body=body, retry_after=retry_after,
-                           response=response)

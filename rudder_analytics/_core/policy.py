@@ -1,14 +1,21 @@
-"""The retry policy, as pure functions: what an answer means and how long to wait.
+"""The retry policy, as pure functions: what an answer means, how long to wait, and
+what a failure is called.
 
 Per the data plane protocol: 200 is delivered; 413 is split by the caller (a
 single message refused with 413 is too large); a redirect (301, 302, 303, 307,
-308) is a rejection naming its ``Location`` (a POST must not be turned into a
-GET); every other 4xx is final; 429 and 5xx are retried, as are network errors
-and timeouts, except an unknown host (DNS NXDOMAIN), which no retry can fix.
-Waits follow an exponential schedule capped at ``max_delay`` with equal jitter
-(half fixed, half random, the generator injected); a server's ``Retry-After`` is
-obeyed exactly. ``Retry-After`` as an HTTP date is measured against the
-answer's own ``Date`` header, so a skewed local clock does not change the wait.
+308) is never followed for a POST and is final, like every other 4xx; 429 and
+every 5xx are retried, as are network errors and timeouts, except an unknown
+host (DNS NXDOMAIN), which no retry can fix (a temporary resolver failure,
+``EAI_AGAIN``, is retried). Waits follow an exponential schedule capped at
+``max_delay`` with equal jitter (half fixed, half random; the generator is
+injected); a server's ``Retry-After`` is obeyed exactly, never jittered and
+never shortened, and as an HTTP date it is measured against the answer's own
+``Date`` header.
+
+Nothing here reads a clock, sleeps or touches a socket: the ``socket`` and
+``ssl`` modules are imported only for their exception types and error codes.
+This is the one copy of these rules; :mod:`rudder_analytics.retry` keeps the
+blocking pieces (``Event`` waits, the thread-safe hold).
 """
 
 from __future__ import annotations
@@ -16,43 +23,41 @@ from __future__ import annotations
 import email.utils
 import random
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Optional
-
-from .wire import REDIRECT_STATUSES
+from urllib.parse import urljoin, urlsplit
 
 __all__ = [
     "DELIVERED",
     "MAX_RETRY_AFTER",
-    "REDIRECT",
+    "REDIRECT_STATUSES",
     "REJECTED",
     "RETRY",
     "SPLIT",
+    "Failure",
     "RetryPolicy",
     "backoff_delay",
     "classify",
-    "classify_error",
-    "classify_status",
-    "is_unknown_host",
-    "parse_retry_after",
+    "describe",
+    "describe_hold",
+    "failure_of",
+    "is_retryable_status",
+    "retry_after_seconds",
 ]
+
+MAX_RETRY_AFTER = 3600.0
+"""A ``Retry-After`` longer than this is treated as this (then bounded by the retry deadline)."""
+
+REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 
 DELIVERED = "delivered"
 SPLIT = "split"
 """413: halve the chunk; a chunk of one message is too large."""
-REDIRECT = "redirect"
-"""A 3xx redirect: final, reported with its Location."""
 REJECTED = "rejected"
+"""Final: dropped at once with reason ``rejected`` (4xx, redirects, unknown host)."""
 RETRY = "retry"
-
-MAX_RETRY_AFTER = 3600.0
-"""A ``Retry-After`` longer than this is treated as this (then bounded by the deadline)."""
-
-_UNKNOWN_HOST_CODES = frozenset(
-    code for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None))
-    if code is not None
-)
 
 
 @dataclass(frozen=True)
@@ -71,17 +76,54 @@ class RetryPolicy:
                    config.retry_max_delay)
 
 
-def classify_status(status: int) -> str:
-    """What an HTTP status means for the chunk that got it."""
+def backoff_delay(retry: int, base: float, cap: float, rng: random.Random) -> float:
+    """The wait before retry number ``retry`` (0 for the first): ``base * 2**retry`` capped
+    at ``cap``, with equal jitter: the schedule of ``backoff.expo(base=2, factor=base,
+    max_value=cap)`` that :class:`~rudder_analytics.retry.RetrySchedule` follows."""
+    delay = cap if retry >= 64 else min(base * 2.0**retry, cap)
+    return delay / 2 + rng.uniform(0, delay / 2)
+
+
+class Failure:
+    """What stopped a request that got no HTTP answer (the transport names it)."""
+
+    UNKNOWN_HOST = "unknown_host"
+    """DNS says the name does not exist (``EAI_NONAME``, ``EAI_NODATA``)."""
+    DNS_TEMPORARY = "dns_temporary"
+    """The resolver failed for now (``EAI_AGAIN`` and the like)."""
+    REFUSED = "refused"
+    RESET = "reset"
+    """The connection broke, or closed before a complete answer."""
+    TIMEOUT = "timeout"
+    TLS = "tls"
+    PROXY = "proxy"
+    OTHER = "other"
+
+
+_UNKNOWN_HOST_CODES = frozenset(
+    code for code in (getattr(socket, "EAI_NONAME", None), getattr(socket, "EAI_NODATA", None),
+                      11001)  # 11001: WSAHOST_NOT_FOUND, what Windows' getaddrinfo says
+    if code is not None
+)
+
+
+def is_retryable_status(status: int) -> bool:
+    """429 and 5xx are transient; every other non-200 status is final."""
+    return status == 429 or 500 <= status <= 599
+
+
+def classify(status: Optional[int], failure: Optional[str] = None) -> str:
+    """One verdict for an answer's ``status``, or (``status`` None) for the ``failure`` kind.
+
+    :data:`DELIVERED`, :data:`SPLIT` (413), :data:`REJECTED` (final) or :data:`RETRY`.
+    """
+    if status is None:
+        return REJECTED if failure == Failure.UNKNOWN_HOST else RETRY
     if status == 200:
         return DELIVERED
     if status == 413:
         return SPLIT
-    if status in REDIRECT_STATUSES:
-        return REDIRECT
-    if status == 429 or 500 <= status <= 599:
-        return RETRY
-    return REJECTED
+    return RETRY if is_retryable_status(status) else REJECTED
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -99,75 +141,175 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         todo.extend(e for e in linked if isinstance(e, BaseException))
 
 
-def is_unknown_host(exc: BaseException) -> bool:
-    """True if ``exc`` comes from a DNS answer that the host does not exist (NXDOMAIN).
-
-    A temporary resolver failure (``EAI_AGAIN``) is not: it is retried.
-    """
+def failure_of(exc: BaseException) -> str:
+    """The :class:`Failure` kind of a request exception, from the standard library
+    exceptions it wraps (a transport maps its own library's timeout types first)."""
+    kinds = set()
     for cause in _causes(exc):
-        if isinstance(cause, socket.gaierror) and cause.errno in _UNKNOWN_HOST_CODES:
-            return True
-    return False
+        if isinstance(cause, socket.gaierror):
+            return Failure.UNKNOWN_HOST if cause.errno in _UNKNOWN_HOST_CODES \
+                else Failure.DNS_TEMPORARY
+        if isinstance(cause, ConnectionRefusedError):
+            kinds.add(Failure.REFUSED)
+        elif isinstance(cause, (ssl.SSLError, ssl.CertificateError)):
+            kinds.add(Failure.TLS)
+        elif isinstance(cause, TimeoutError):  # socket.timeout too
+            kinds.add(Failure.TIMEOUT)
+        elif isinstance(cause, (ConnectionError, EOFError)):
+            kinds.add(Failure.RESET)
+    for kind in (Failure.REFUSED, Failure.TLS, Failure.TIMEOUT, Failure.RESET):
+        if kind in kinds:
+            return kind
+    return Failure.OTHER
 
 
-def classify_error(exc: Optional[BaseException]) -> str:
-    """What a request that got no answer means: retried, unless the host does not exist."""
-    if exc is not None and is_unknown_host(exc):
-        return REJECTED
-    return RETRY
-
-
-def classify(status: Optional[int], exc: Optional[BaseException]) -> str:
-    """One verdict for an answer (``status``) or for its absence (``exc``)."""
-    return classify_status(status) if status is not None else classify_error(exc)
-
-
-def backoff_delay(retry: int, base: float, cap: float, rng: random.Random) -> float:
-    """The wait before retry number ``retry`` (0 for the first): ``base * 2**retry``,
-    capped at ``cap``, with equal jitter (the schedule of ``backoff.expo``)."""
-    delay = cap if retry >= 64 else min(base * 2.0**retry, cap)
-    return delay / 2 + rng.uniform(0, delay / 2)
-
-
-def parse_retry_after(
-    value: Optional[str], date: Optional[str] = None, now_wall: Optional[float] = None
+def retry_after_seconds(
+    header: Optional[str], date_header: Optional[str], now: float
 ) -> Optional[float]:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
 
-    An HTTP date is compared with the answer's ``date`` header when it has one
-    (the server's own clock), else with ``now_wall`` (epoch seconds, given by the
-    driver). None when there is nothing usable; never negative, at most
-    :data:`MAX_RETRY_AFTER`.
+    An HTTP date is measured against the answer's own ``Date`` header when it has
+    a valid one (the server's clock, so a client whose clock is off still waits
+    what was asked), else against ``now`` (epoch seconds). None when there is
+    nothing usable; never negative, at most :data:`MAX_RETRY_AFTER`.
     """
-    if not value:
+    if not header:
         return None
-    text = value.strip()
+    text = header.strip()
     try:
         seconds = float(text)
     except ValueError:
         when = _http_date(text)
         if when is None:
             return None
-        reference = _http_date(date) if date else None
-        if reference is None:
-            if now_wall is None:
-                return None
-            reference = now_wall
-        seconds = when - reference
+        reference = _http_date(date_header)
+        seconds = when - (now if reference is None else reference)
     if seconds != seconds:  # NaN
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _http_date(text: Optional[str]) -> Optional[float]:
+    """Epoch seconds of an HTTP date (RFC 9110: always GMT), or None."""
     if not text:
         return None
     try:
-        when = email.utils.parsedate_to_datetime(text.strip())
+        parsed = email.utils.parsedate_tz(text.strip())
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
+    if parsed is None:
         return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; an obsolete form may lack the zone
-        return email.utils.mktime_tz((*when.timetuple()[:9], 0))
-    return when.timestamp()
+    if parsed[9] is None:
+        parsed = (*parsed[:9], 0)
+    try:
+        return float(email.utils.mktime_tz(parsed))
+    except (OverflowError, ValueError):
+        return None
+
+
+# --- what a failure is called --------------------------------------------------------------
+
+
+def _host_port(url: str) -> str:
+    """``host:port`` of ``url``, with the scheme's default port written out."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = 443 if parts.scheme == "https" else 80
+    return f"{host}:{port}"
+
+
+def _base(url: str) -> str:
+    """The data plane URL that ``url`` (``.../v1/batch``) was built from."""
+    return url[: -len("/v1/batch")] if url.endswith("/v1/batch") else url
+
+
+def _first_line(text: str, limit: int = 100) -> str:
+    """The first line of a server's text, printable, at most ``limit`` characters."""
+    line = text.strip().split("\n", 1)[0].strip()
+    line = "".join(c if c.isprintable() else "?" for c in line)
+    return line[:limit] + ("..." if len(line) > limit else "")
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3g}" if value < 10 else f"{value:.0f}"
+
+
+def describe(
+    url: str,
+    status: Optional[int],
+    *,
+    body: str = "",
+    failure: Optional[str] = None,
+    location: Optional[str] = None,
+    timeout: float = 0.0,
+) -> tuple[str, str]:
+    """``(message, cause)`` for a failed request to ``url`` (the ``/v1/batch`` URL).
+
+    The message is short, names the cause and the target, and says what to do
+    where that is known; the cause is the same without variable text (it keys
+    the one report line per cause). Neither ever contains the write key: only
+    the URL, the status, a line of the server's answer and the failure kind.
+    """
+    if status is None:
+        return _describe_failure(url, failure or Failure.OTHER, timeout)
+    base = _base(url)
+    if status in REDIRECT_STATUSES:
+        if not location:
+            text = f"redirect {status} without a Location from {url} (not followed)"
+            return text, text
+        target = _first_line(urljoin(url, location), 200)
+        text = (f"redirect {status} to {target} "
+                "(not followed: set data_plane_url to the new base URL)")
+        return text, text
+    said = _first_line(body)
+    if status == 401:
+        text = f"401 invalid write key for {base}"
+        return text, text
+    if status == 404:
+        if "source is disabled" in said.lower():
+            text = f"404 source is disabled at {base}"
+        else:
+            text = f"404 at {url}: wrong data plane URL?"
+        return text, text
+    if status == 413:
+        text = f"413 request too large for {base}"
+        return text, text
+    cause = f"{status} from {base}"
+    return (f"{cause}: {said}" if said else cause), (f"{cause}: {said[:60]}" if said else cause)
+
+
+def _describe_failure(url: str, failure: str, timeout: float) -> tuple[str, str]:
+    target = _host_port(url)
+    host = urlsplit(url).hostname or "?"
+    if failure == Failure.UNKNOWN_HOST:
+        text = f"unknown host {host}"
+    elif failure == Failure.DNS_TEMPORARY:
+        text = f"cannot resolve {host} for now (temporary DNS failure)"
+    elif failure == Failure.REFUSED:
+        text = f"connection refused by {target}"
+    elif failure == Failure.TIMEOUT:
+        text = f"timed out after {_seconds(timeout)} s waiting for {target}"
+    elif failure == Failure.RESET:
+        text = f"connection to {target} broke before a complete answer"
+    elif failure == Failure.TLS:
+        text = f"TLS error with {target} (certificate or protocol)"
+    elif failure == Failure.PROXY:
+        text = f"the proxy failed to reach {target}"
+    else:
+        text = f"request to {target} failed"
+    return text, text
+
+
+def describe_hold(url: str, seconds: float, bound: str) -> tuple[str, str]:
+    """``(message, cause)`` for a chunk not sent because ``Retry-After`` outlasts ``bound``
+    (what remains of ``retry_deadline`` or of the sync deadline)."""
+    cause = f"{_base(url)} asked to wait (Retry-After) beyond the {bound}"
+    return (f"{_base(url)} asked to wait {_seconds(seconds)} s (Retry-After), "
+            f"beyond the {bound}"), cause

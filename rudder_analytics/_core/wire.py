@@ -25,8 +25,6 @@ __all__ = [
 
 USER_AGENT = f"rudder-analytics-python/{VERSION}"
 
-REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
-
 
 def request_headers(write_key: str, gzip: bool) -> dict[str, str]:
     """The headers of every ``/v1/batch`` POST (Basic auth: key as user, empty password)."""

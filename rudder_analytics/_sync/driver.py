@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from .._core.delivery import Answer, Delivery, Done, Wait
 from .._core.outcomes import DeliveryReport
@@ -44,11 +44,8 @@ def wait_until(deadline: float, cancel: threading.Event) -> bool:
 
 def answer_from_attempt(attempt: Attempt) -> Answer:
     """The core's view of what :meth:`Transport.post` returned."""
-    response: Any = attempt.response
-    headers = getattr(response, "headers", None)
-    location = headers.get("Location") if headers is not None else None
     return Answer(attempt.status_code, attempt.body, attempt.retry_after, attempt.exception,
-                  location, response, attempt.wire_bytes)
+                  attempt.location, attempt.response, attempt.wire_bytes, attempt.failure)
 
 
 def run(

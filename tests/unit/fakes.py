@@ -21,6 +21,8 @@ from rudder_analytics._sync import driver as sync_driver
 from rudder_analytics.encoding import encode_message
 from rudder_analytics.transport import Attempt
 
+URL = "http://127.0.0.1:8080/v1/batch"
+
 Scripted = Union[Answer, Callable[[list[dict[str, Any]]], Answer]]
 
 SENT_AT = "2026-01-01T00:00:00.000+00:00"
@@ -121,7 +123,7 @@ class SyncFake:
         headers = {"Location": answer.location} if answer.location else {}
         response: Any = _Response(headers) if answer.status_code is not None else None
         return Attempt(answer.status_code, answer.body, answer.retry_after, answer.error,
-                       response, answer.wire_bytes)
+                       response, answer.wire_bytes, answer.failure, answer.location)
 
 
 class AsyncFake:
@@ -202,7 +204,7 @@ class Deliver:
     ) -> Run:
         policy = policy or RetryPolicy(max_retries=10, retry_deadline=600.0, base_delay=0.5,
                                        max_delay=30.0)
-        machine = Delivery(msgs, policy, now=self.clock.now, deadline=deadline, hold=hold,
-                           rng=random.Random(seed), keep_deferred=keep_deferred)
+        machine = Delivery(msgs, policy, deadline=deadline, hold=hold, rng=random.Random(seed),
+                           keep_deferred=keep_deferred, url=URL, attempt_timeout=15.0)
         return DRIVERS[self.driver](machine, Script(list(answers), default), self.clock,
                                     cancel_at)

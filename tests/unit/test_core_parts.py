@@ -28,13 +28,14 @@ from .fakes import SENT_AT, messages
 
 def test_retry_after_seconds() -> None:
     """Delta-seconds are read as is, clamped at zero and at MAX_RETRY_AFTER; junk is None."""
-    assert policy.parse_retry_after("7") == 7.0
-    assert policy.parse_retry_after(" 1.5 ") == 1.5
-    assert policy.parse_retry_after("-3") == 0.0
-    assert policy.parse_retry_after("99999999") == policy.MAX_RETRY_AFTER
-    assert policy.parse_retry_after("soon") is None
-    assert policy.parse_retry_after("nan") is None
-    assert policy.parse_retry_after(None) is None
+    now = 1_900_000_000.0
+    assert policy.retry_after_seconds("7", None, now) == 7.0
+    assert policy.retry_after_seconds(" 1.5 ", None, now) == 1.5
+    assert policy.retry_after_seconds("-3", None, now) == 0.0
+    assert policy.retry_after_seconds("99999999", None, now) == policy.MAX_RETRY_AFTER
+    assert policy.retry_after_seconds("soon", None, now) is None
+    assert policy.retry_after_seconds("nan", None, now) is None
+    assert policy.retry_after_seconds(None, None, now) is None
 
 
 def test_retry_after_date_is_measured_against_the_answers_date() -> None:
@@ -43,26 +44,56 @@ def test_retry_after_date_is_measured_against_the_answers_date() -> None:
     date = email.utils.formatdate(server_now, usegmt=True)
     later = email.utils.formatdate(server_now + 120, usegmt=True)
     local_clock_an_hour_fast = server_now + 3600
-    assert policy.parse_retry_after(later, date, local_clock_an_hour_fast) == 120.0
+    assert policy.retry_after_seconds(later, date, local_clock_an_hour_fast) == 120.0
 
 
 def test_retry_after_date_without_date_header_uses_the_given_clock() -> None:
-    """Without a Date header the driver's wall clock is the reference; without one, None."""
+    """Without a (valid) Date header the driver's wall clock is the reference."""
     now = 1_900_000_000.0
     later = email.utils.formatdate(now + 30, usegmt=True)
-    assert policy.parse_retry_after(later, None, now) == 30.0
-    assert policy.parse_retry_after(later, "not a date", now) == 30.0
-    assert policy.parse_retry_after(later) is None
+    assert policy.retry_after_seconds(later, None, now) == 30.0
+    assert policy.retry_after_seconds(later, "not a date", now) == 30.0
 
 
 @pytest.mark.parametrize(("code", "verdict"), [
-    (200, policy.DELIVERED), (413, policy.SPLIT), (301, policy.REDIRECT),
-    (308, policy.REDIRECT), (400, policy.REJECTED), (404, policy.REJECTED),
+    (200, policy.DELIVERED), (413, policy.SPLIT), (301, policy.REJECTED),
+    (308, policy.REJECTED), (400, policy.REJECTED), (404, policy.REJECTED),
     (429, policy.RETRY), (500, policy.RETRY), (503, policy.RETRY), (201, policy.REJECTED),
 ])
 def test_classify_status(code: int, verdict: str) -> None:
     """Each status class maps to one verdict."""
     assert policy.classify(code, None) == verdict
+
+
+def test_failures_name_their_kind() -> None:
+    """An unknown host is final; a temporary DNS failure and the other kinds are retried."""
+    import socket
+
+    nxdomain = ConnectionError(socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    again = OSError(socket.gaierror(socket.EAI_AGAIN, "Temporary failure"))
+    assert policy.failure_of(nxdomain) == policy.Failure.UNKNOWN_HOST
+    assert policy.classify(None, policy.failure_of(nxdomain)) == policy.REJECTED
+    assert policy.failure_of(again) == policy.Failure.DNS_TEMPORARY
+    assert policy.classify(None, policy.failure_of(again)) == policy.RETRY
+    assert policy.failure_of(ConnectionRefusedError()) == policy.Failure.REFUSED
+    assert policy.failure_of(TimeoutError()) == policy.Failure.TIMEOUT
+
+
+def test_the_core_and_retry_module_agree() -> None:
+    """Until retry.py imports them from the core, both copies of the pure rules agree."""
+    from rudder_analytics import retry
+
+    now = 1_900_000_000.0
+    date = email.utils.formatdate(now, usegmt=True)
+    for header in ("5", "junk", email.utils.formatdate(now + 99, usegmt=True)):
+        assert policy.retry_after_seconds(header, date, now + 50) == retry.retry_after_seconds(
+            header, date, now + 50)
+    for code in (200, 301, 400, 413, 429, 500):
+        assert policy.classify(code, None) == retry.classify(code, None)
+    url = "http://127.0.0.1:1/v1/batch"
+    for status, failure in ((None, "refused"), (None, "unknown_host"), (401, None), (307, None)):
+        assert policy.describe(url, status, failure=failure, location="/x") == retry.describe(
+            url, status, failure=failure, location="/x")
 
 
 def test_backoff_delay_is_reproducible_with_an_injected_rng() -> None:

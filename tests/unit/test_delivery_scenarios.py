@@ -56,7 +56,9 @@ def test_redirects_are_rejections_naming_location(deliver: Deliver, code: int) -
     run = deliver(messages(1), [status(code, location="https://elsewhere.example/v1/batch")])
     assert len(run.sent) == 1 and run.dropped() == [("rejected", 1)]
     error = run.report.requests[0].error
-    assert error is not None and "https://elsewhere.example/v1/batch" in str(error)
+    assert isinstance(error, HTTPStatusError)
+    assert error.location == "https://elsewhere.example/v1/batch"
+    assert "https://elsewhere.example/v1/batch" in str(error)
 
 
 def test_network_error_is_retried(deliver: Deliver) -> None:
@@ -171,12 +173,36 @@ def test_hold_past_the_deadline_defers_when_kept(deliver: Deliver) -> None:
 
 
 def test_hold_past_the_deadline_drops_when_not_kept(deliver: Deliver) -> None:
-    """Without a queue to keep it (sync sends), a hold past the deadline is a drop."""
+    """Without a queue to keep it (sync sends), a hold past the deadline is a drop that
+    names the wait; never sent, the error is not a retries-exhausted one."""
     hold = Hold()
     hold.hold_until(deliver.clock.now + 500.0)
     run = deliver(messages(1), [], hold=hold, deadline=deliver.clock.now + 30.0)
     assert run.sent == [] and run.dropped() == [("retries_exhausted", 1)]
-    assert "Retry-After" in str(run.report.requests[0].error)
+    error = run.report.requests[0].error
+    assert "not sent" in str(error) and "500 s (Retry-After)" in str(error)
+    assert "sync_deadline" in str(error) and not isinstance(error, RetriesExhaustedError)
+
+
+def test_retry_after_past_the_deadline_fails_naming_it(deliver: Deliver) -> None:
+    """An answer asking to wait beyond what remains fails at once, saying how long."""
+    run = deliver(messages(1), [status(503, retry_after=900.0)],
+                  policy=RetryPolicy(10, 60.0, 0.5, 1.0))
+    assert len(run.sent) == 1 and run.dropped() == [("retries_exhausted", 1)]
+    error = run.report.requests[0].error
+    assert isinstance(error, RetriesExhaustedError)
+    assert "900 s (Retry-After)" in str(error) and "retry_deadline" in str(error)
+
+
+def test_hold_before_the_first_attempt_does_not_eat_the_retry_deadline(
+        deliver: Deliver) -> None:
+    """retry_deadline counts from the first attempt: a long hold first is waited out."""
+    hold = Hold()
+    start = deliver.clock.now
+    hold.hold_until(start + 100.0)
+    run = deliver(messages(1), [status(503), ok()], hold=hold,
+                  policy=RetryPolicy(10, 50.0, 1.0, 1.0))
+    assert run.times[0] == pytest.approx(start + 100.0) and run.report.ok
 
 
 def test_cancel_during_a_retry_wait_drops_as_shutdown(deliver: Deliver) -> None:
@@ -186,6 +212,16 @@ def test_cancel_during_a_retry_wait_drops_as_shutdown(deliver: Deliver) -> None:
     assert len(run.sent) == 1
     assert run.dropped() == [("shutdown", 3)]
     assert deliver.clock.now < start + 60.0
+
+
+def test_cancel_during_a_backoff_wait_drops_as_shutdown(deliver: Deliver) -> None:
+    """A cancel during a backoff wait drops the chunk with the last error wrapped."""
+    start = deliver.clock.now
+    run = deliver(messages(1), [status(500)], cancel_at=start + 0.1,
+                  policy=RetryPolicy(10, 600.0, 10.0, 10.0))
+    assert len(run.sent) == 1 and run.dropped() == [("shutdown", 1)]
+    error = run.report.requests[0].error
+    assert isinstance(error, RetriesExhaustedError) and error.last_error.status_code == 500
 
 
 def test_cancel_during_a_hold_drops_as_shutdown(deliver: Deliver) -> None:
