@@ -135,7 +135,7 @@ async def ashutdown(timeout: _Optional[float] = None) -> bool:
 # client (it still delivers what it queued) and the next call builds a new one. An
 # unknown name (a typo, or another SDK's option) raises ConfigurationError.
 
-default_client: _Optional[Client]
+default_client: _Optional[Client] = None
 """The client behind the module-level calls; None until the first call (or flush) builds
 it. Assign None to start over with a fresh client, or a Client of your own."""
 

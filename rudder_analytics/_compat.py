@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from .batches import Batch, BatchResult
     from .client import Client
 
-__all__ = ["BoundSend", "ConfigAttribute", "SendAttribute", "missing_attribute"]
+__all__ = ["BoundSend", "ConfigAttribute", "QueueAttribute", "QueueView", "SendAttribute",
+           "missing_attribute"]
 
 T = TypeVar("T")
 
@@ -105,9 +106,52 @@ class SendAttribute:
         _fixed("send", "send")
 
 
+class QueueView:
+    """``client.queue``: the read-only part of the peers' ``queue.Queue`` that their users
+    read (``empty()``, ``qsize()``, ``maxsize``). Events cannot be put or taken here."""
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @property
+    def maxsize(self) -> int:
+        """The queue's bound in events (``max_queue_size``)."""
+        return int(self._client.config.max_queue_size)
+
+    def qsize(self) -> int:
+        """Events queued and not yet taken by a worker."""
+        return int(self._client.stats()["queue_depth"])
+
+    def empty(self) -> bool:
+        """True when nothing is waiting to be sent."""
+        return self.qsize() == 0
+
+    def full(self) -> bool:
+        """True when the next event would be dropped (``queue_full``)."""
+        return self.qsize() >= self.maxsize
+
+    def __repr__(self) -> str:
+        return f"<Client.queue: {self.qsize()} of {self.maxsize}>"
+
+
+class QueueAttribute:
+    """The descriptor behind ``client.queue`` (see :class:`QueueView`)."""
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> QueueAttribute: ...
+
+    @overload
+    def __get__(self, obj: Client, owner: Optional[type] = None) -> QueueView: ...
+
+    def __get__(self, obj: Optional[Client], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        return QueueView(obj)
+
+
 _PEER_ONLY = {
-    "queue": "the queue is internal: read client.stats()['queue_depth'], or "
-             "client.config.max_queue_size for its bound",
     "consumers": "the workers are internal: client.stats() reports their work, "
                  "client.config.thread their number",
     "oauth_manager": "OAuth is Segment-only; RudderStack authenticates with the write key",

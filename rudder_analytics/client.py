@@ -491,6 +491,8 @@ class Client(AsyncMethods):
     """The SDK's logger (``client.log.setLevel(logging.DEBUG)``), as in the peers."""
     send = _compat.SendAttribute()
     """``client.send(batch)`` delivers a batch now; ``bool(client.send)`` is the send option."""
+    queue = _compat.QueueAttribute()
+    """Read-only ``empty()``, ``qsize()`` and ``maxsize`` of the event queue."""
     write_key = _compat.ConfigAttribute[str]("write_key")
     data_plane_url = _compat.ConfigAttribute[str]("data_plane_url")
     host = _compat.ConfigAttribute[str]("data_plane_url")

@@ -9,13 +9,16 @@ and Segment's analytics-python.
 
 Lifecycle promises:
 
-- Changing a setting, or assigning ``default_client``, *retires* the current client:
+- Changing a setting *retires* the current client:
   the next call builds a new one, and the retired one delivers what it queued on a
   non-daemon thread, so the interpreter waits for it (within its
   ``shutdown_timeout``) before exiting. A call racing the change that the retired
   client refuses is made again on the new client: nothing is lost.
 - After :func:`shutdown`, calls are refused and counted (``after_shutdown``) until a
   setting changes or ``default_client`` is assigned (``None`` builds a fresh one).
+- Assigning ``default_client`` replaces the client without shutting the old one down
+  (``mock.patch`` puts it back afterwards); a dropped client still delivers what it
+  queued (its workers drain it, and the exit hook finishes it).
 """
 
 from __future__ import annotations
@@ -75,12 +78,13 @@ PEER_HINTS = {
     "flush_at": "upload_size",
     "flush_interval": "upload_interval",
     "max_total_backoff_duration": "retry_deadline",
+    "max_rate_limit_duration": "retry_deadline",
     "log_handler": "logging.getLogger('rudder_analytics').addHandler(handler)",
 }
 """Options of rudder-sdk-python 1.x or analytics-python, and what to use instead."""
 
 _package: Optional[_types.ModuleType] = None
-_client: Optional[Client] = None
+_client: Optional[Client] = None  # or a stand-in a test installed (unittest.mock.Mock)
 _closed = False  # shutdown() was called with no client: the next one is built closed
 _lock = threading.RLock()
 _RETIRE_GRACE = 0.05
@@ -101,39 +105,52 @@ def bind(package: _types.ModuleType) -> None:
     for name in SETTINGS:
         if name not in package.__dict__:
             package.__dict__[name] = initial_value(name)
+    package.__dict__["default_client"] = _client
+
+
+def _install(client: Optional[Client]) -> None:
+    """Make ``client`` the default (under ``_lock``): the facade's and the package's copy."""
+    global _client
+    _client = client
+    if _package is not None:
+        _package.__dict__["default_client"] = client
 
 
 def _unknown_setting(name: str) -> ConfigurationError:
+    if name.startswith("oauth_"):
+        return ConfigurationError(
+            f"rudder_analytics has no setting {name!r}: OAuth is Segment-only; "
+            f"RudderStack authenticates with the write key alone (drop this line)")
     hint = PEER_HINTS.get(name)
     if hint is None:
         close = difflib.get_close_matches(name, sorted(_SETTING_SET), n=1)
         hint = close[0] if close else None
-    suggestion = f"; use {hint!r} instead" if hint else ""
+    suggestion = f"; use {hint} instead" if hint else ""
     return ConfigurationError(f"rudder_analytics has no setting {name!r}{suggestion}")
 
 
 class SettingsModule(_types.ModuleType):
     """The package's module class: settings retire the default client; typos are refused."""
 
-    @property
-    def default_client(self) -> Optional[Client]:
-        """The client behind the module-level calls, or None until one is built."""
-        return _client
-
-    @default_client.setter
-    def default_client(self, value: Optional[Client]) -> None:
-        set_default(value)
-
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _SETTING_SET:
             super().__setattr__(name, value)
             _settings_changed()
             return
-        if (name.startswith("_") or name in self.__dict__ or name == "default_client"
+        if name == "default_client":
+            set_default(value)
+            return
+        if (name.startswith("_") or name in self.__dict__
                 or isinstance(value, _types.ModuleType)):
             super().__setattr__(name, value)
             return
         raise _unknown_setting(name)
+
+    def __delattr__(self, name: str) -> None:
+        if name == "default_client":
+            set_default(None)
+            return
+        super().__delattr__(name)
 
     def __dir__(self) -> list[str]:
         public: list[str] = list(self.__dict__.get("__all__", ()))
@@ -144,7 +161,6 @@ class SettingsModule(_types.ModuleType):
 
 
 def _build() -> Client:
-    global _client
     with _lock:
         if _client is not None:
             return _client
@@ -159,7 +175,7 @@ def _build() -> Client:
         client = Client(values.get("write_key"), url, **options)
         if _closed:
             client.shutdown(0)
-        _client = client
+        _install(client)
         return client
 
 
@@ -169,7 +185,7 @@ def get_default_client() -> Client:
     Raises :class:`ConfigurationError` if no write key or data plane URL is set
     in the settings or in ``RUDDER_WRITE_KEY`` / ``RUDDER_DATA_PLANE_URL``.
     """
-    client = _client
+    client: Optional[Client] = _client
     return client if client is not None else _build()
 
 
@@ -178,9 +194,9 @@ def current_client() -> Optional[Client]:
     return _client
 
 
-def _retire(old: Client) -> None:
+def _retire(old: object) -> None:
     """Shut ``old`` down without blocking the caller; the interpreter waits for it."""
-    if old.closed:
+    if not isinstance(old, Client) or old.closed:
         return
 
     def run() -> None:
@@ -191,22 +207,29 @@ def _retire(old: Client) -> None:
 
 
 def set_default(value: Optional[Client]) -> None:
-    """``rudder_analytics.default_client = value``: None builds a fresh one on the next call."""
-    global _client, _closed
-    if value is not None and not isinstance(value, Client):
+    """``rudder_analytics.default_client = value``: None builds a fresh one on the next call.
+
+    The client it replaces is not shut down (as with the peers, it may be put back, e.g.
+    by ``mock.patch``); it still delivers what it queued, at exit at the latest. Any object
+    with a ``track`` method is accepted, so that tests can install a mock
+    (``mock.patch.object(rudder_analytics, "default_client", Mock())``).
+    """
+    global _closed
+    if value is not None and not callable(getattr(value, "track", None)):
         raise ConfigurationError(
-            f"default_client must be a rudder_analytics.Client or None, "
-            f"not {type(value).__name__}")
+            f"default_client must be a rudder_analytics.Client (or None to build a fresh "
+            f"one), not {type(value).__name__}")
     with _lock:
-        old, _client, _closed = _client, value, False
-    if old is not None and old is not value:
-        _retire(old)
+        _install(value)
+        _closed = False
 
 
 def _settings_changed() -> None:
-    global _client, _closed
+    global _closed
     with _lock:
-        old, _client, _closed = _client, None, False
+        old = _client
+        _install(None)
+        _closed = False
     if old is not None:
         _retire(old)
 
@@ -214,7 +237,6 @@ def _settings_changed() -> None:
 def install_default_if_unconfigured(factory: Callable[[], Client]) -> Optional[Client]:
     """Install ``factory()`` as the default client when the settings and the environment
     cannot build one; returns it, or None if nothing was installed (for testing)."""
-    global _client
     with _lock:
         if _client is not None:
             return None
@@ -224,8 +246,9 @@ def install_default_if_unconfigured(factory: Callable[[], Client]) -> Optional[C
             pass
         else:
             return None
-        _client = factory()
-        return _client
+        client = factory()
+        _install(client)
+        return client
 
 
 def _configured_key_and_url() -> tuple[Any, Any]:
@@ -236,10 +259,9 @@ def _configured_key_and_url() -> tuple[Any, Any]:
 
 def remove_default(client: Client) -> bool:
     """Uninstall ``client`` if it is still the default (without shutting it down)."""
-    global _client
     with _lock:
         if _client is client:
-            _client = None
+            _install(None)
             return True
         return False
 
@@ -417,5 +439,5 @@ join = shutdown
 def stats() -> Optional[StatsSnapshot]:
     """:meth:`Client.stats <rudder_analytics.Client.stats>` of the default client, or None
     if there is none yet."""
-    client = _client
+    client: Optional[Client] = _client
     return None if client is None else client.stats()
