@@ -2,8 +2,9 @@
 
 Event calls never touch the network: they validate, encode and enqueue in a few
 microseconds, so calling them from ``async`` handlers does not block the event
-loop. Only ``flush``/``shutdown`` wait for delivery; run them in a thread
-(``asyncio.to_thread``) at shutdown, here in the lifespan handler.
+loop. Only ``flush``/``shutdown`` wait for delivery: the lifespan from
+``rudder_analytics.integrations.asgi`` shuts the client down when the server stops,
+without blocking the loop (``await client.ashutdown()``).
 
 Run it against the local data plane::
 
@@ -14,27 +15,19 @@ Run it against the local data plane::
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, Optional
 
 from fastapi import FastAPI, Request
 
 from rudder_analytics import Client
+from rudder_analytics.integrations.asgi import lifespan
 
 
 def create_app(analytics: Optional[Client] = None) -> FastAPI:
     """The app; ``analytics`` defaults to a Client configured from the environment."""
     client = analytics if analytics is not None else Client()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        # Deliver what is queued without blocking the loop (bounded by the timeout).
-        await asyncio.to_thread(client.shutdown, 10.0)
-
-    app = FastAPI(lifespan=lifespan)
+    # At shutdown: deliver what is queued, within 10 seconds, without blocking the loop.
+    app = FastAPI(lifespan=lifespan(client, timeout=10.0))
 
     @app.post("/orders", status_code=201)
     async def create_order(order: dict[str, Any], request: Request) -> dict[str, Any]:
