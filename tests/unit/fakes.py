@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Union
 from rudder_analytics._async import driver as async_driver
 from rudder_analytics._core.delivery import Answer, Delivery, HoldLike
 from rudder_analytics._core.outcomes import DeliveryReport, Outcome
-from rudder_analytics._core.policy import RetryPolicy
+from rudder_analytics._core.policy import RetryPolicy, failure_of
 from rudder_analytics._sync import driver as sync_driver
 from rudder_analytics.encoding import encode_message
 from rudder_analytics.transport import Attempt
@@ -122,8 +122,11 @@ class SyncFake:
         answer = self._script.answer(body, self._clock.now)
         headers = {"Location": answer.location} if answer.location else {}
         response: Any = _Response(headers) if answer.status_code is not None else None
+        kind = answer.failure
+        if kind is None and answer.error is not None:
+            kind = failure_of(answer.error)  # as the real transport names it
         return Attempt(answer.status_code, answer.body, answer.retry_after, answer.error,
-                       response, answer.wire_bytes, answer.failure, answer.location)
+                       response, answer.wire_bytes, kind, answer.location)
 
 
 class AsyncFake:
