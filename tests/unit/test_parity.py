@@ -22,7 +22,7 @@ from rudder_analytics.retry import RetryAfterGate
 from rudder_analytics.stats import Stats
 from rudder_analytics.transport import Attempt
 
-from .fakes import Scripted, Script, SyncFake, failure, messages, ok, status
+from .fakes import Script, Scripted, SyncFake, failure, messages, ok, status
 
 URL = "http://127.0.0.1:8080"
 
