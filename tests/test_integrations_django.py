@@ -162,6 +162,7 @@ def test_track_requests_setting(tmp_path: Path, server: DevServer) -> None:
     ("RS_ENC_v3_InRlc3QtZGF0YSI", "test-data"),  # padding dropped by a proxy
     ('"plain-json"', "plain-json"),
     ("6f1c2a4e-0000-4000-8000-000000000000", "6f1c2a4e-0000-4000-8000-000000000000"),
+    ("0123", "0123"),  # a bare numeric id keeps its digits
     # ignored: the legacy AES form, not JSON, not a string, blank, bad base64, too long
     ("RudderEncrypt%3AU2FsdGVkX1%2B8Du%2BN6F2Wmb80K1xXtkKg7J3QR0yErqY%3D", None),
     ("RS_ENC_v3_dGVzdC1kYXRh", None),

@@ -71,16 +71,29 @@ EXTENSION_KEY = "rudder_analytics"
 UserIdGetter = Callable[[], Optional[str]]
 
 
+_flask_login: Optional[Any] = None
+_flask_login_checked = False
+
+
+def _flask_login_user() -> Any:
+    """Flask-Login's ``current_user`` if Flask-Login is installed (looked up once)."""
+    global _flask_login, _flask_login_checked
+    if not _flask_login_checked:
+        try:
+            import flask_login  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            flask_login = None
+        _flask_login, _flask_login_checked = flask_login, True
+    return None if _flask_login is None else _flask_login.current_user
+
+
 def default_user_id() -> Optional[str]:
     """``g.rudder_user_id`` if the app set it, else Flask-Login's user, else None."""
     explicit = g.get("rudder_user_id")
     if explicit is not None:
         return str(explicit)
-    try:
-        from flask_login import current_user  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
-        return None
-    if getattr(current_user, "is_authenticated", False):
+    current_user = _flask_login_user()
+    if current_user is not None and getattr(current_user, "is_authenticated", False):
         user_id = current_user.get_id()
         return None if user_id is None else str(user_id)
     return None

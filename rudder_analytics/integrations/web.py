@@ -89,9 +89,9 @@ def decode_anonymous_id(raw: Optional[str]) -> Optional[str]:
             candidate = _json_id(decoded.decode("utf-8"))
         except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
             return None
-    elif text.startswith(("{", "[", '"')) or text.isdigit():
+    elif text.startswith(("{", "[", '"')):
         candidate = _json_id(text)
-    else:
+    else:  # a bare id (digits included: "0123" stays "0123")
         candidate = text if _bare_token(text) else None
     if candidate is None or len(candidate) > MAX_ID_LENGTH or not candidate.isprintable():
         return None
