@@ -213,3 +213,119 @@ def test_ids_reseeded_when_fork_hooks_did_not_run() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+# --- lifecycle promises (issue #11) ------------------------------------------------------
+
+
+def test_changing_a_setting_after_tracking_loses_nothing_at_exit(dataplane: DevServer) -> None:
+    """5,000 tracked, then a setting changes, then the script exits: all 5,000 arrive."""
+    out = run_script("""
+        import rudder_analytics
+        for i in range(5000):
+            rudder_analytics.track(user_id="u", event="E", message_id=f"m{i}")
+        rudder_analytics.shutdown_timeout = 10
+    """, dataplane)
+    assert out.returncode == 0, out.stderr
+    assert dataplane.count() == 5000
+    assert len({e["messageId"] for e in dataplane.events()}) == 5000
+
+
+def test_settings_change_while_threads_track(dataplane: DevServer) -> None:
+    """Threads keep calling track() while settings change: every call is accepted, once."""
+    import threading
+
+    rudder_analytics.write_key = WRITE_KEY
+    rudder_analytics.data_plane_url = dataplane.url
+    rudder_analytics.upload_interval = 0.05
+    per_thread, threads = 1500, 4
+    started = threading.Barrier(threads + 1)
+    refused: list[str] = []
+
+    def worker(n: int) -> None:
+        started.wait()
+        for i in range(per_thread):
+            ok, message = rudder_analytics.track(user_id=f"t{n}", event="E",
+                                                 message_id=f"t{n}-{i}")
+            if not ok:
+                refused.append(message["messageId"])
+
+    pool = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in pool:
+        thread.start()
+    started.wait()
+    for value in (0.06, 0.07, 0.08, 0.05):  # each change retires the client in use
+        rudder_analytics.upload_interval = value
+        rudder_analytics.track(user_id="main", event="Change")
+    for thread in pool:
+        thread.join()
+    assert rudder_analytics.flush(timeout=10)
+    assert not refused
+    total = per_thread * threads + 4
+    assert dataplane.wait_for_events(total, timeout=20), dataplane.count()
+    assert dataplane.count() == total
+
+
+def test_calls_after_shutdown_are_refused_until_reopened(dataplane: DevServer) -> None:
+    """After shutdown() calls return False and count after_shutdown; a setting change or
+    default_client = None builds a fresh client."""
+    rudder_analytics.write_key = WRITE_KEY
+    rudder_analytics.data_plane_url = dataplane.url
+    assert rudder_analytics.shutdown()  # before any call: nothing to deliver
+    ok, message = rudder_analytics.track(user_id="u", event="Refused")
+    assert not ok and message["event"] == "Refused"
+    stats = rudder_analytics.stats()
+    assert stats is not None and stats["dropped"]["after_shutdown"] == 1
+    rudder_analytics.upload_interval = 0.05  # a setting change re-opens
+    assert rudder_analytics.track(user_id="u", event="Accepted")[0]
+    assert rudder_analytics.shutdown(timeout=10)
+    assert not rudder_analytics.identify(user_id="u")[0]
+    rudder_analytics.default_client = None  # and so does resetting the client
+    assert rudder_analytics.identify(user_id="u")[0]
+    assert rudder_analytics.flush(timeout=10)
+    assert dataplane.count(event="Refused") == 0 and dataplane.count(event="Accepted") == 1
+    assert dataplane.count(type="identify") == 1
+
+
+def test_flush_builds_the_default_client(dataplane: DevServer) -> None:
+    """As in the peers, module-level flush() builds the client from the settings."""
+    rudder_analytics.write_key = WRITE_KEY
+    rudder_analytics.data_plane_url = dataplane.url
+    assert rudder_analytics.default_client is None
+    assert rudder_analytics.flush()
+    client = rudder_analytics.default_client
+    assert client is not None and client.write_key == WRITE_KEY
+
+
+def test_unknown_settings_are_refused_and_modules_still_import() -> None:
+    """A typo'd setting raises ConfigurationError naming the right one; module machinery
+    (submodule imports, private names) still works; dir() lists only the public API."""
+    with pytest.raises(ConfigurationError, match="upload_interval"):
+        rudder_analytics.upload_intervall = 1  # type: ignore[attr-defined]
+    with pytest.raises(ConfigurationError, match="upload_size"):
+        rudder_analytics.flush_at = 20  # type: ignore[attr-defined]
+    import importlib
+
+    original = sys.modules.pop("rudder_analytics.pytest_plugin", None)
+    try:
+        fresh = importlib.import_module("rudder_analytics.pytest_plugin")  # sets the attribute
+        assert rudder_analytics.pytest_plugin is fresh
+    finally:
+        if original is not None:
+            sys.modules["rudder_analytics.pytest_plugin"] = original
+            rudder_analytics.pytest_plugin = original
+    names = dir(rudder_analytics)
+    assert {"track", "Client", "default_client", "upload_interval", "handle_sigterm"} <= set(
+        names)
+    assert not {"Any", "sys", "logging", "threading", "Optional"} & set(names)
+
+
+def test_module_functions_have_the_clients_signatures() -> None:
+    """track() and friends take the same parameters, in the same order, as Client's."""
+    import inspect
+
+    for name in ("track", "identify", "page", "screen", "group", "alias"):
+        ours = list(inspect.signature(getattr(rudder_analytics, name)).parameters)
+        clients = list(inspect.signature(getattr(rudder_analytics.Client, name)).parameters)
+        assert ours == clients[1:], name
+        assert getattr(rudder_analytics, name).__doc__
