@@ -240,3 +240,29 @@ def test_busy_port_fails_with_status_1() -> None:
 
     with DevServer() as taken:
         assert main(["--port", str(taken.port), "--quiet"]) == 1
+
+
+def test_main_command_does_not_load_the_server() -> None:
+    """``import rudder_analytics.cli`` (every CLI start) takes its argparse types from
+    ``rudder_analytics._argtypes`` and loads none of the dev server."""
+    code = (
+        "import sys, rudder_analytics.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith('rudder_analytics.devserver')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=str(ROOT)
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_argparse_types_are_the_shared_ones() -> None:
+    """The dev server's options use the same validators as the main command."""
+    from rudder_analytics import _argtypes
+    from rudder_analytics.devserver import cli
+
+    assert cli.parse_rate_limit is _argtypes.parse_rate_limit
+    assert cli.positive_int is _argtypes.positive_int
+    assert cli.non_negative_int is _argtypes.non_negative_int
+    with pytest.raises(argparse.ArgumentTypeError):
+        _argtypes.positive_int("0")

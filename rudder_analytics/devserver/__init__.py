@@ -22,7 +22,8 @@ Routes (as rudder-server)
 -------------------------
 * ``POST /v1/batch``, ``/v1/{track,identify,page,screen,group,alias,merge,audiencelist}``
   with HTTP Basic auth (username = write key, password ignored).
-* ``GET /health`` and ``GET /``: the liveness JSON.
+* ``GET /health`` and ``GET /``: the liveness JSON (``GET /`` with ``Accept: text/html``,
+  i.e. from a browser: the live page of arriving events and rejected requests).
 * Anything else: ``404 page not found``; a wrong method: 405 with an empty body.
 * ``/v1/import``, webhooks, beacon and pixel routes are not implemented (404).
 
@@ -40,7 +41,8 @@ calls are not recorded in the request log and faults never apply to them.
   ``{"ok": bool, "count": N}``.
 * ``GET /_dev/requests?limit=``: the request log (method, path, query, headers, status,
   answered, body as text, raw_size, received_at, fault, events, client).
-* ``POST /_dev/reset``: clears events, the request log, the fault plan and the rate limit.
+* ``POST /_dev/reset``: clears events, the request log, the rejections, the fault plan
+  and the rate limit.
 * ``GET /_dev/faults``: the current plan. ``DELETE /_dev/faults``: clears it.
 * ``POST /_dev/faults``: one step or a list of steps, applied in order, e.g.
   ``[{"action": "fail_next", "n": 3, "status": 503, "retry_after": 2},
@@ -48,6 +50,9 @@ calls are not recorded in the request log and faults never apply to them.
   ``fail_next`` (n, status, retry_after, body), ``fail_fraction`` (p, status,
   retry_after, seed), ``latency`` (seconds), ``drop_next`` (n), ``store_then_drop_next``
   (n), ``hang_next`` (n, seconds), ``clear``.
+* ``GET /_dev/rejections?limit=``: requests answered with an error or not answered.
+* ``GET /_dev/live``: Server-Sent Events, one message per stored event or rejected
+  request (the live page's feed). ``GET /_dev/web/``: the page and its files.
 * ``GET /_dev/config``: write keys and limits. ``GET /_dev/``: this list.
 
 Faults apply to ingestion POSTs (``/v1/...``) only, in the order they were queued:

@@ -282,7 +282,8 @@ class DevServer:
         return self._gateway.feed.rejections()
 
     def reset(self) -> None:
-        """Clear stored events, the request log, the fault plan and the rate limit."""
+        """Clear stored events, the request log, the rejections (open pages are cleared
+        too), the fault plan and the rate limit."""
         self._gateway.reset()
 
     # --- faults ------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The browser page: ``GET /`` (for a browser), its files and its live feed.
 
-The page is plain HTML, CSS and JavaScript shipped in ``devserver/web/`` (no build
+The page is plain HTML, CSS and JavaScript shipped in ``devserver/static/`` (no build
 step, nothing loaded from elsewhere; a Content-Security-Policy allows this origin only).
 Its events arrive over Server-Sent Events from ``GET /_dev/live``: each message is one
 stored event or one rejected request, numbered ``<server>:<n>`` so a reconnecting page
@@ -49,7 +49,8 @@ def wants_page(accept: str) -> bool:
 
 @cache
 def _file(name: str) -> bytes:
-    return resources.files("rudder_analytics.devserver").joinpath("web").joinpath(name).read_bytes()
+    static = resources.files("rudder_analytics.devserver").joinpath("static")
+    return static.joinpath(name).read_bytes()
 
 
 def page(h: Handler) -> None:
