@@ -7,22 +7,31 @@ warm shutdown and whenever ``--max-tasks-per-child`` recycles it. The fork itsel
 handled by the SDK: each pool process starts with an empty queue, so nothing is sent
 twice.
 
-Run a worker (with a real broker; ``CELERY_BROKER_URL``, e.g. ``redis://localhost``)::
+Without ``CELERY_BROKER_URL`` it uses kombu's filesystem broker (a folder under the
+temporary directory), so it runs with no broker server. Against the local data plane::
 
-    RUDDER_WRITE_KEY=... RUDDER_DATA_PLANE_URL=... \\
-        celery -A examples.celery_task worker --loglevel=info
+    rudder-analytics dev-server --port 8080 &
+    export RUDDER_WRITE_KEY=test-write-key RUDDER_DATA_PLANE_URL=http://127.0.0.1:8080
+    celery -A examples.celery_task worker --loglevel=info &
+    python -c "from examples.celery_task import send_welcome_email as t; t.delay('u1', 'a@b.c')"
+    kill %2     # a warm shutdown: the pool processes deliver before they exit
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 from celery import Celery
 
 import rudder_analytics
 from rudder_analytics.integrations import celery as rudder_celery
 
-app = Celery("examples", broker=os.environ.get("CELERY_BROKER_URL", "memory://"))
+app = Celery("examples", broker=os.environ.get("CELERY_BROKER_URL", "filesystem://"))
+if app.conf.broker_url == "filesystem://":
+    folder = os.path.join(tempfile.gettempdir(), "rudder-celery-example")
+    os.makedirs(folder, exist_ok=True)
+    app.conf.broker_transport_options = {"data_folder_in": folder, "data_folder_out": folder}
 rudder_celery.install()  # the module-level client delivers before each process exits
 
 
