@@ -45,11 +45,11 @@ from typing import Any, Optional
 from . import lifecycle
 from .config import Config
 
-__all__ = ["install", "installed"]
+__all__ = ["install"]
 
 logger = logging.getLogger("rudder_analytics")
 
-EXIT_SLACK = 1.0
+JOIN_SLACK = lifecycle.EXIT_SLACK + 0.5
 """Seconds the handler waits beyond the deadline (a request being abandoned)."""
 RETRY_INTERVAL = 0.05
 """Seconds between two re-deliveries while the main thread is inside the SDK."""
@@ -77,11 +77,6 @@ class _State:
 
 
 _state = _State()
-
-
-def installed() -> bool:
-    """True if this process's SIGTERM handler is the SDK's (it may have been chained since)."""
-    return _state.installed
 
 
 def install(config: Config) -> bool:
@@ -210,7 +205,7 @@ def _deliver(deadline: float) -> None:
     helper = threading.Thread(target=lifecycle.shutdown_all, args=(deadline,),
                               name="rudder-analytics-sigterm-delivery", daemon=True)
     helper.start()
-    helper.join(max(0.0, deadline - time.monotonic()) + EXIT_SLACK)
+    helper.join(max(0.0, deadline - time.monotonic()) + JOIN_SLACK)
     if helper.is_alive():
         logger.warning("rudder_analytics: delivery at SIGTERM did not finish by its deadline")
 
