@@ -129,3 +129,27 @@ def test_without_install_children_lose_their_events(project: Any, server: DevSer
     """The control: without install(), pool processes exit with os._exit and send nothing."""
     _run_worker(project, server, tmp_path, install=False)
     assert server.count(event="Task Done") == 0
+
+
+def test_install_with_a_client_connects_once(server: DevServer) -> None:
+    """install(client) twice connects one handler; Celery's shutdown signal delivers."""
+    from celery.signals import worker_process_shutdown, worker_shutdown
+
+    from rudder_analytics import Client
+    from rudder_analytics.integrations import celery as rudder_celery
+
+    client = Client(WRITE_KEY, server.url, upload_interval=3600, upload_size=1000,
+                    atexit=False)
+    before = len(worker_process_shutdown.receivers)
+    try:
+        rudder_celery.install(client, timeout=10)
+        rudder_celery.install(client)
+        assert len(worker_process_shutdown.receivers) == before + 1
+        client.track(user_id="u1", event="Queued")
+        assert server.count() == 0
+        worker_shutdown.send(sender=None)  # the main process's end of a warm shutdown
+        assert client.closed and server.count(event="Queued") == 1
+    finally:
+        rudder_celery.uninstall()
+        client.shutdown(timeout=1)
+    assert len(worker_process_shutdown.receivers) == before
