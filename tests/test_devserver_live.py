@@ -207,7 +207,8 @@ def test_a_stalled_reader_never_holds_up_ingestion(server: DevServer) -> None:
 
 
 def test_feed_keeps_a_bounded_window() -> None:
-    """The feed keeps only its newest entries, so a long run does not grow memory."""
+    """The feed keeps only its newest entries, by count and by size, so a long run (or
+    huge events) does not grow memory without bound."""
     feed = LiveFeed(capacity=10)
     feed.publish_events([json.dumps({"n": i}) for i in range(25)])
     entries = feed.read_after(0, timeout=0)
@@ -215,6 +216,10 @@ def test_feed_keeps_a_bounded_window() -> None:
     assert feed.read_after(25, timeout=0) == []
     feed.close()
     assert feed.read_after(25, timeout=5) is None
+    by_size = LiveFeed(capacity=1000, max_chars=1000)
+    by_size.publish_events(["[" + "1," * 100 + "1]"] * 20)  # 201 + 25 chars each
+    kept = by_size.read_after(0, timeout=0)
+    assert kept is not None and [n for n, _ in kept] == [17, 18, 19, 20]
 
 
 def test_page_for_browsers_health_for_everyone_else(server: DevServer) -> None:

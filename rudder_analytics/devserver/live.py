@@ -15,8 +15,9 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["LiveFeed"]
 
-#: Entries kept for pages that connect (or reconnect) later.
+#: Entries kept for pages that connect (or reconnect) later, and their total size.
 DEFAULT_CAPACITY = 1000
+DEFAULT_MAX_CHARS = 32 * 1024 * 1024
 
 Entry = Tuple[int, str]
 
@@ -24,22 +25,35 @@ Entry = Tuple[int, str]
 class LiveFeed:
     """A bounded, numbered sequence of JSON texts with blocking reads after a position."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(
+        self, capacity: int = DEFAULT_CAPACITY, max_chars: int = DEFAULT_MAX_CHARS
+    ) -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._entries: Deque[Entry] = deque(maxlen=capacity)
+        self._entries: Deque[Entry] = deque()
         self._rejections: Deque[Dict[str, Any]] = deque(maxlen=capacity)
+        self._capacity = capacity
+        self._max_chars = max_chars
+        self._chars = 0
         self._seq = 0
         self._closed = False
+
+    def _append(self, text: str) -> None:
+        """Number and keep one entry, dropping the oldest beyond the count or size budget
+        (the newest entry is always kept)."""
+        self._seq += 1
+        self._entries.append((self._seq, text))
+        self._chars += len(text)
+        entries = self._entries
+        while len(entries) > 1 and (
+            len(entries) > self._capacity or self._chars > self._max_chars
+        ):
+            self._chars -= len(entries.popleft()[1])
 
     def publish_events(self, payloads: Sequence[str]) -> None:
         """Add stored events (their stored JSON text, as is) and wake the readers."""
         with self._cond:
-            seq = self._seq
-            append = self._entries.append
             for payload in payloads:
-                seq += 1
-                append((seq, '{"kind":"event","event":' + payload + "}"))
-            self._seq = seq
+                self._append('{"kind":"event","event":' + payload + "}")
             self._cond.notify_all()
 
     def publish_rejection(self, rejection: Dict[str, Any]) -> None:
@@ -47,8 +61,7 @@ class LiveFeed:
         text = json.dumps({"kind": "rejection", "rejection": rejection}, ensure_ascii=False)
         with self._cond:
             self._rejections.append(rejection)
-            self._seq += 1
-            self._entries.append((self._seq, text))
+            self._append(text)
             self._cond.notify_all()
 
     def rejections(self) -> List[Dict[str, Any]]:
@@ -61,8 +74,8 @@ class LiveFeed:
         with self._cond:
             self._entries.clear()
             self._rejections.clear()
-            self._seq += 1
-            self._entries.append((self._seq, '{"kind":"reset"}'))
+            self._chars = 0
+            self._append('{"kind":"reset"}')
             self._cond.notify_all()
 
     def read_after(self, after: int, timeout: float) -> Optional[List[Entry]]:
