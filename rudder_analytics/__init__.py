@@ -25,7 +25,21 @@ from typing import Literal as _Literal
 from typing import Optional as _Optional
 from typing import Union as _Union
 
-from . import facade as _facade
+from . import _facade
+from ._facade import (
+    alias,
+    batch,
+    flush,
+    get_default_client,
+    group,
+    identify,
+    join,
+    page,
+    screen,
+    shutdown,
+    stats,
+    track,
+)
 from .batches import Batch, BatchResult
 from .client import Client, Result
 from .config import Config
@@ -40,20 +54,6 @@ from .exceptions import (
     RudderAnalyticsError,
     TransportError,
     ValidationError,
-)
-from .facade import (
-    alias,
-    batch,
-    flush,
-    get_default_client,
-    group,
-    identify,
-    join,
-    page,
-    screen,
-    shutdown,
-    stats,
-    track,
 )
 from .stats import DropReason, StatsSnapshot
 from .types import (
@@ -129,7 +129,7 @@ async def ashutdown(timeout: _Optional[float] = None) -> bool:
 
 
 # --- module-level settings -------------------------------------------------------------
-# One per Config field (rudder_analytics.facade.SETTINGS is derived from the dataclass,
+# One per Config field (rudder_analytics._facade.SETTINGS is derived from the dataclass,
 # so an option added there is a setting too, typed here once it is annotated); None means
 # "the option's default". Assigning one after the default client exists retires that
 # client (it still delivers what it queued) and the next call builds a new one. An

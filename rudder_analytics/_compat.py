@@ -35,8 +35,8 @@ class ConfigAttribute(Generic[T]):
     """A read-only attribute that returns ``client.config.<option>``."""
 
     def __init__(self, option: str) -> None:
-        self.option = option
-        self.name = option
+        self.option: str = option
+        self.name: str = option
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name

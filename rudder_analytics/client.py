@@ -487,26 +487,29 @@ class Client(AsyncMethods):
     # --- attributes peers' users read ---
     # rudder-sdk-python and analytics-python expose these on their Client; ours are read
     # from self.config and fixed at construction (assigning raises ConfigurationError).
-    log = logger
+    log: logging.Logger = logger
     """The SDK's logger (``client.log.setLevel(logging.DEBUG)``), as in the peers."""
-    send = _compat.SendAttribute()
+    send: _compat.SendAttribute = _compat.SendAttribute()
     """``client.send(batch)`` delivers a batch now; ``bool(client.send)`` is the send option."""
-    queue = _compat.QueueAttribute()
+    queue: _compat.QueueAttribute = _compat.QueueAttribute()
     """Read-only ``empty()``, ``qsize()`` and ``maxsize`` of the event queue."""
-    write_key = _compat.ConfigAttribute[str]("write_key")
-    data_plane_url = _compat.ConfigAttribute[str]("data_plane_url")
-    host = _compat.ConfigAttribute[str]("data_plane_url")
-    on_error = _compat.ConfigAttribute[Optional[Callable[..., Any]]]("on_error")
-    debug = _compat.ConfigAttribute[bool]("debug")
-    sync_mode = _compat.ConfigAttribute[bool]("sync_mode")
-    gzip = _compat.ConfigAttribute[bool]("gzip")
-    timeout = _compat.ConfigAttribute[Union[float, tuple[float, float]]]("timeout")
-    proxies = _compat.ConfigAttribute[Optional[Mapping[str, str]]]("proxies")
-    max_queue_size = _compat.ConfigAttribute[int]("max_queue_size")
-    max_retries = _compat.ConfigAttribute[int]("max_retries")
-    upload_size = _compat.ConfigAttribute[int]("upload_size")
-    upload_interval = _compat.ConfigAttribute[float]("upload_interval")
-    thread = _compat.ConfigAttribute[int]("thread")
+    write_key: _compat.ConfigAttribute[str] = _compat.ConfigAttribute("write_key")
+    data_plane_url: _compat.ConfigAttribute[str] = _compat.ConfigAttribute("data_plane_url")
+    host: _compat.ConfigAttribute[str] = _compat.ConfigAttribute("data_plane_url")
+    on_error: _compat.ConfigAttribute[Optional[Callable[..., Any]]] = _compat.ConfigAttribute(
+        "on_error")
+    debug: _compat.ConfigAttribute[bool] = _compat.ConfigAttribute("debug")
+    sync_mode: _compat.ConfigAttribute[bool] = _compat.ConfigAttribute("sync_mode")
+    gzip: _compat.ConfigAttribute[bool] = _compat.ConfigAttribute("gzip")
+    timeout: _compat.ConfigAttribute[Union[float, tuple[float, float]]] = _compat.ConfigAttribute(
+        "timeout")
+    proxies: _compat.ConfigAttribute[Optional[Mapping[str, str]]] = _compat.ConfigAttribute(
+        "proxies")
+    max_queue_size: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("max_queue_size")
+    max_retries: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("max_retries")
+    upload_size: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("upload_size")
+    upload_interval: _compat.ConfigAttribute[float] = _compat.ConfigAttribute("upload_interval")
+    thread: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("thread")
 
     def __getattr__(self, name: str) -> Any:
         """Only for names not found: a peer attribute we lack is explained."""

@@ -256,7 +256,7 @@ def build_alias(
     return _common(message, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
 
-BUILDERS = {
+BUILDERS: dict[str, Callable[..., Message]] = {
     "track": build_track,
     "identify": build_identify,
     "page": build_page,

@@ -43,7 +43,7 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Union, overload
 
-from . import facade
+from . import _facade as facade
 from .client import Client, add_capture_hook, remove_capture_hook
 from .encoding import decode_message, encode_message
 from .validation import optional_id
