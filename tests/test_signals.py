@@ -12,6 +12,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,9 +81,10 @@ class Child:
                 found.append(line)
         return found
 
-    def terminate_and_wait(self, timeout: float = 15.0) -> int:
-        """SIGTERM the child; its exit status once it has ended (fails after ``timeout``)."""
-        self.process.send_signal(signal.SIGTERM)
+    def terminate_and_wait(self, timeout: float = 15.0, pid: Optional[int] = None) -> int:
+        """SIGTERM the child (or ``pid``); its exit status once it has ended (fails after
+        ``timeout``)."""
+        os.kill(self.process.pid if pid is None else pid, signal.SIGTERM)
         try:
             status = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -157,6 +159,30 @@ def test_sigterm_while_the_main_thread_is_inside_the_sdk_does_not_deadlock(
         stored = seqs(server)
         assert stored == list(range(len(stored)))  # nothing missing, nothing twice
         assert len(stored) >= max(printed)
+
+
+def _pid_namespaces_usable() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    result = subprocess.run([*UNSHARE, "true"], capture_output=True, timeout=10)
+    return result.returncode == 0
+
+
+UNSHARE = ["unshare", "--pid", "--fork", "--user", "--map-root-user"]
+
+
+def test_as_pid_1_of_a_container_it_delivers_and_exits_143(server: DevServer) -> None:
+    """As PID 1 (a container's process) the kernel ignores a default SIGTERM, so re-raising
+    it would leave the process running until SIGKILL: it delivers, then exits with 143."""
+    if sys.platform != "linux" or not _pid_namespaces_usable():
+        pytest.skip("needs unshare with user and PID namespaces")
+    child = Child([*UNSHARE, *SCRIPT, "held", "500"], server.url, handle_sigterm=True)
+    child.wait_for(r"^ready 500")
+    unshare = child.process.pid
+    with open(f"/proc/{unshare}/task/{unshare}/children") as children:
+        pid_1 = int(children.read().split()[0])  # the script, PID 1 in its namespace
+    assert child.terminate_and_wait(pid=pid_1) == 128 + signal.SIGTERM
+    assert seqs(server) == list(range(500))
 
 
 SERVER_LIKE = textwrap.dedent("""
