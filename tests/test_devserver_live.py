@@ -280,3 +280,14 @@ def test_format_functions_cut_long_values() -> None:
                                  "write_key": ""})
     assert rejected.startswith("00:00:00.000  REJECTED ---")
     assert rejected.endswith("no write key")
+
+
+def test_json_console_prints_rejections_as_objects() -> None:
+    """With console='json' a refused request is one ``{"rejected": {...}}`` line."""
+    stream = io.StringIO()
+    with DevServer(write_keys=(KEY,), console="json", console_stream=stream) as printing:
+        assert post(printing, {"batch": [{"type": "track", "userId": "u"}]}, key="bad") == 401
+    (line,) = stream.getvalue().splitlines()
+    rejected = json.loads(line)["rejected"]
+    assert (rejected["status"], rejected["reason"], rejected["write_key"]) == (
+        401, "invalid write key", "bad")
