@@ -17,7 +17,8 @@ does depends on the handler it replaced:
   exit. Some servers end by restoring SIG_DFL and re-raising SIGTERM (uvicorn's
   workers), which would skip ``atexit``: so SIGTERM is blocked on the main thread
   first, and an exit hook delivers every client, then unblocks SIGTERM, which then
-  ends the process with its usual status.
+  ends the process with its usual status. (A child forked from here gets SIGTERM
+  unblocked; a program started through ``subprocess`` meanwhile inherits the block.)
 - ``SIG_IGN`` or a handler not installed from Python: nothing is installed.
 
 The handler runs on the main thread between two bytecodes, possibly while that
@@ -218,7 +219,13 @@ def _arm_exit_guard() -> None:
     blocked = hasattr(signal, "pthread_sigmask")
     if blocked:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        if hasattr(os, "register_at_fork"):  # a child forked from here must stay killable
+            os.register_at_fork(after_in_child=_unblock)
     atexit.register(_exit_guard, blocked)
+
+
+def _unblock() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _exit_guard(blocked: bool) -> None:
@@ -227,4 +234,4 @@ def _exit_guard(blocked: bool) -> None:
         lifecycle.shutdown_all()
     finally:
         if blocked:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+            _unblock()
