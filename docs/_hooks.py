@@ -7,7 +7,9 @@
   left alone.
 - The package's docstrings use reST roles (``:meth:`Client.flush```), which Markdown
   renders as the literal role followed by the code. The role is dropped and the code
-  kept; ``~a.b.Name`` (reST for "show only the last part") becomes ``Name``.
+  kept; ``~a.b.Name`` (reST for "show only the last part") becomes ``Name``, and
+  ``Text <target>`` shows ``Text``. A paragraph ending in reST's ``::`` (a literal
+  block follows) ends in ``:``, and a paragraph of only ``::`` is dropped.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import re
 from typing import Any
 
 _ROLE = re.compile(
-    r":(?:py:)?(?:meth|class|func|attr|exc|mod|data|obj|const):<code>(?:~(?:[\w]+\.)*)?"
+    r":(?:py:)?(?:meth|class|func|attr|exc|mod|data|obj|const):"
+    r"<code>(?P<tilde>~)?(?P<text>[^<]*?)(?:\s*&lt;[^<]*?&gt;)?</code>"
 )
+_LITERAL_MARK = re.compile(r"(?:<p>::</p>\s*|::(?=</p>\s*<div class=\"highlight\">))")
 _ITEM = re.compile(r"^(?P<indent> *)(?:[-*+]|\d+[.)])[ \t]+\S")
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})")
 
@@ -98,5 +102,15 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
 
 
 def on_page_content(html: str, **_: Any) -> str:
-    """Remove reST role prefixes in front of inline code in rendered pages."""
-    return _ROLE.sub("<code>", html)
+    """Render the docstrings' reST roles and ``::`` marks as Markdown would mean them."""
+    html = _LITERAL_MARK.sub(lambda m: "" if m[0].startswith("<p>") else ":", html)
+    return _ROLE.sub(_code, html)
+
+
+def _code(match: re.Match[str]) -> str:
+    """One role: its code, shortened to the last dotted part after a ``~``."""
+    text = match["text"]
+    if match["tilde"]:
+        name, paren, rest = text.partition("(")
+        text = name.rsplit(".", 1)[-1] + paren + rest
+    return f"<code>{text}</code>"

@@ -51,6 +51,9 @@ def test_site_builds_strict(tmp_path: Path) -> None:
                  "rudder_analytics.DeliveryError", "rudder_analytics.StatsSnapshot"):
         assert f'id="{name}"' in api, f"{name} missing from the API reference"
     assert ":meth:" not in api  # the reST roles of the docstrings are rendered as code
+    integrations = (site / "reference" / "integrations" / "index.html").read_text("utf-8")
+    assert 'id="rudder_analytics.integrations.django.RudderAnalyticsMiddleware"' in integrations
+    assert "::</p>" not in integrations  # reST literal-block marks are not shown
     delivery = (site / "delivery" / "index.html").read_text(encoding="utf-8")
     assert "That covers:<ul>" in delivery  # a two-space nested list stays nested
     home = (site / "index.html").read_text(encoding="utf-8")
