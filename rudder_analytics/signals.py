@@ -74,6 +74,7 @@ class _State:
     """Set when the first SIGTERM arrives: delivery ends by then."""
     handling = False
     tracing = False
+    said_not_main = False
     guard_armed = False
 
 
@@ -84,8 +85,8 @@ def install(config: Config) -> bool:
     """Install the SIGTERM handler for a client built with ``handle_sigterm=True``.
 
     Once per process, from the main thread only (Python's rule for signal
-    handlers). A client built on another thread logs at INFO that it could not;
-    the next client built on the main thread installs it (and covers every
+    handlers). A client built on another thread logs at INFO (once) that it could
+    not; the next client built on the main thread installs it (and covers every
     client). Returns True if the handler is installed.
     """
     if not config.send or config.sync_mode:
@@ -95,6 +96,9 @@ def install(config: Config) -> bool:
         if _state.installed:
             return True
         if threading.current_thread() is not threading.main_thread():
+            if _state.said_not_main:
+                return False
+            _state.said_not_main = True
             logger.info(
                 "handle_sigterm: this client was built on thread %r, and a SIGTERM handler "
                 "can only be installed from the main thread; it is not installed yet "

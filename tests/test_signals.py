@@ -185,6 +185,29 @@ def test_as_pid_1_of_a_container_it_delivers_and_exits_143(server: DevServer) ->
     assert seqs(server) == list(range(500))
 
 
+MODULE_API = textwrap.dedent("""
+    import threading
+    import rudder_analytics
+    from tests.apps.common import HELD
+
+    rudder_analytics.handle_sigterm = True
+    for name, value in HELD.items():
+        setattr(rudder_analytics, name, value)
+    for seq in range(300):
+        rudder_analytics.track("u", "Module", {"seq": seq})
+    print("ready", flush=True)
+    threading.Event().wait(30)
+""")
+
+
+def test_the_module_setting_turns_it_on(server: DevServer) -> None:
+    """``rudder_analytics.handle_sigterm = True``: the default client's events survive SIGTERM."""
+    child = Child([sys.executable, "-c", MODULE_API], server.url, handle_sigterm=False)
+    child.wait_for(r"^ready")
+    assert child.terminate_and_wait() == -signal.SIGTERM
+    assert seqs(server) == list(range(300))
+
+
 SERVER_LIKE = textwrap.dedent("""
     import signal, threading
     from tests.apps.common import held_client
