@@ -172,7 +172,8 @@ def _build() -> Client:
         options = {n: values[n] for n in SETTINGS
                    if n not in ("write_key", "data_plane_url", *URL_ALIASES)
                    and values.get(n) is not None}
-        client = Client(values.get("write_key"), url, **options)
+        factory = values.get("Client", Client)  # rudder_analytics.Client, patchable as in peers
+        client: Client = factory(values.get("write_key"), url, **options)
         if _closed:
             client.shutdown(0)
         _install(client)
@@ -307,14 +308,14 @@ def track(
     args = (user_id, event, properties, context, timestamp, anonymous_id, integrations,
             message_id)
     client = _client
-    if client is not None and not client.closed:
+    if client is not None:  # the hot path: one call, re-made only if a retired client refused
         try:
             result = client.track(*args)
         except ClientClosedError:  # raise_on_error, and retired during the call
             if client is _client:
                 raise
         else:
-            if result[0] or client is _client:
+            if client is _client or result[0]:
                 return cast("tuple[bool, TrackMessage]", result)
     return cast("tuple[bool, TrackMessage]", _call("track", args))
 

@@ -192,3 +192,14 @@ def test_module_shutdown_then_reopen(server: DevServer) -> None:
     rudder_analytics.flush()
     assert server.count(event="Before") == 1 and server.count(event="After") == 0
     assert server.count(event="Reopened") == 1
+
+
+def test_patched_client_class_builds_the_default() -> None:
+    """The peer's test_no_host_is_forwarded_to_client: the module builds its client with
+    ``rudder_analytics.Client``, so patching that class takes effect."""
+    created = mock.Mock()
+    with mock.patch.object(rudder_analytics, "default_client", None), \
+            mock.patch.object(rudder_analytics, "Client", return_value=created) as factory:
+        rudder_analytics.track("userId", "python module event")
+    assert factory.call_args.args[0] == WRITE_KEY
+    assert created.track.call_args.args[:2] == ("userId", "python module event")
