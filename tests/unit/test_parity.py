@@ -1,5 +1,5 @@
-"""Differential check: the core, run by the blocking driver, reports exactly what today's
-``delivery.Deliverer`` reports for the same scripted answers (results, errors, causes,
+"""Differential check: the core-based drop-in ``_sync.deliverer.Deliverer`` (the core run
+by the blocking driver) reports exactly what today's ``delivery.Deliverer`` reports for the same scripted answers (results, errors, causes,
 drop reasons and stats), so that switching the Deliverer onto the core changes nothing.
 
 Both run on the real clock here (Deliverer has no fake one), with millisecond delays.
@@ -12,10 +12,8 @@ from typing import Any, Optional
 
 import pytest
 
-from rudder_analytics._core.delivery import Answer, Delivery
-from rudder_analytics._core.policy import RetryPolicy
-from rudder_analytics._sink import StatsSink
-from rudder_analytics._sync import driver
+from rudder_analytics._core.delivery import Answer
+from rudder_analytics._sync.deliverer import Deliverer as CoreDeliverer
 from rudder_analytics.config import Config
 from rudder_analytics.delivery import Deliverer
 from rudder_analytics.retry import RetryAfterGate
@@ -96,12 +94,9 @@ def _old(msgs: list[bytes], script: Script, config: Config, queued: bool,
 def _new(msgs: list[bytes], script: Script, config: Config, queued: bool,
          deadline: Optional[float], defer: bool) -> dict[str, Any]:
     stats = Stats()
-    machine = Delivery(msgs, RetryPolicy.from_config(config), deadline=deadline,
-                       hold=RetryAfterGate(), sink=StatsSink(stats, queued=queued),
-                       keep_deferred=defer and deadline is None, url=config.batch_url,
-                       attempt_timeout=2.0,
-                       deadline_name="flush deadline" if queued else "sync_deadline")
-    return _summary(driver.run(machine, _Transport(script, _Clock())), stats)
+    deliverer = CoreDeliverer(config, stats, transport=_Transport(script, _Clock()),  # type: ignore[arg-type]
+                              gate=RetryAfterGate(), queued=queued)
+    return _summary(deliverer.deliver(msgs, deadline=deadline, defer=defer), stats)
 
 
 @pytest.mark.parametrize("queued", [True, False], ids=["worker", "sync"])
