@@ -1,6 +1,7 @@
 """Differential check: the core-based drop-in ``_sync.deliverer.Deliverer`` (the core run
-by the blocking driver) reports exactly what today's ``delivery.Deliverer`` reports for the same scripted answers (results, errors, causes,
-drop reasons and stats), so that switching the Deliverer onto the core changes nothing.
+by the blocking driver) reports exactly what today's ``delivery.Deliverer`` reports for
+the same scripted answers (results, errors, causes, drop reasons and stats), so that
+switching onto the core changes nothing.
 
 Both run on the real clock here (Deliverer has no fake one), with millisecond delays.
 """
