@@ -263,7 +263,7 @@ class Client(AsyncMethods):
         except ValidationError as exc:
             reason = (DropReason.TOO_LARGE if isinstance(exc, MessageTooLargeError)
                       else DropReason.INVALID)
-            self._stats.add_dropped(reason, 1, enqueued=False)
+            self._stats.add_dropped(reason, 1, enqueued=False, raised=True)
             raise
         if _capture_hooks:
             for hook in _capture_hooks:
@@ -355,7 +355,8 @@ class Client(AsyncMethods):
 
         Returns True only if every event queued before the call was delivered and
         nothing tracked since the previous ``flush()`` (or since the client started)
-        was dropped, for any reason (``queue_full`` included); False as well if
+        was dropped, for any reason (``queue_full`` included; a call that raised
+        ``ValidationError`` told its caller already and does not count); False as well if
         ``timeout`` seconds (``None``: ``flush_timeout``) passed first. The callbacks
         for what it delivered have run when it returns. Never raises because
         delivery failed.
@@ -368,7 +369,7 @@ class Client(AsyncMethods):
         done = True if self._sync else self._pool.flush(deadline)
         self._callbacks.wait_idle(deadline)
         self._reporter.flush()
-        dropped = self._stats.dropped_total
+        dropped = self._stats.unraised_drops
         self._drops_seen_by_flush = max(self._drops_seen_by_flush, dropped)
         return done and dropped == baseline
 

@@ -31,8 +31,9 @@ logger = logging.getLogger("rudder_analytics")
 WARNING_INTERVAL = 10.0
 """Seconds between two drop summaries (a cause's first line is never delayed)."""
 
-_SILENT_REASONS = frozenset(("invalid",))
-"""Drops the caller already learnt of from an exception raised at the call."""
+_SILENT_REASONS = frozenset(("invalid", "shutdown"))
+"""Drops said otherwise: by an exception raised at the call, or by the "not delivered at
+shutdown/exit" line, which counts each of them once."""
 
 
 def logging_configured() -> bool:

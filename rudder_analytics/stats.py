@@ -107,17 +107,14 @@ class Stats:
         """Queued events that were delivered or dropped (the rest are queued or in flight)."""
         self.lost_after_enqueue = 0
         """Drops of events that had been queued."""
+        self.unraised_drops = 0
+        """Drops the caller was not told of by an exception (what makes ``flush()`` False)."""
 
     def reset_after_fork(self) -> None:
         """A forked child starts with zeroed counters and a fresh lock."""
         self._reset()
         self.reporter.reset_after_fork()
 
-    @property
-    def dropped_total(self) -> int:
-        """Every drop so far, whatever the reason."""
-        with self._lock:
-            return sum(self.dropped.values())
 
     def add_delivered(self, count: int, queued: bool = True) -> None:
         with self._lock:
@@ -154,11 +151,13 @@ class Stats:
         messages: Optional[Messages] = None,
         enqueued: bool = True,
         cause: Optional[str] = None,
+        raised: bool = False,
     ) -> None:
         """Count ``count`` drops, then report them (a line, and ``on_drop`` off-thread).
 
         ``enqueued`` says whether the events had been queued (False for drops at
-        the call: queue full, invalid, after shutdown, and synchronous sends).
+        the call: queue full, invalid, after shutdown, and synchronous sends);
+        ``raised`` that the call raised for it (the caller knows already).
         """
         if count <= 0:
             return
@@ -167,7 +166,10 @@ class Stats:
             if enqueued:
                 self.lost_after_enqueue += count
                 self.queued_resolved += count
-        self.reporter.dropped(reason, count, cause)
+            if not raised:
+                self.unraised_drops += count
+        if not raised:
+            self.reporter.dropped(reason, count, cause)
         callbacks = self._callbacks()
         if callbacks is not None:
             callbacks.dropped(reason, count, messages)

@@ -183,7 +183,7 @@ def test_a_url_ending_in_v1_batch_is_refused_with_the_fix() -> None:
     """data_plane_url ending in /v1/batch is a ConfigurationError naming the base URL."""
     with pytest.raises(ConfigurationError, match="give the base URL"):
         Client("k", "https://dp.example.com/v1/batch")
-    with pytest.raises(ConfigurationError, match="'https://dp.example.com'"):
+    with pytest.raises(ConfigurationError, match=r"'https://dp\.example\.com'"):
         Client("k", "https://dp.example.com/v1/batch/")
 
 
@@ -212,3 +212,19 @@ def test_no_line_when_nothing_is_lost(server: DevServer) -> None:
                         server.url, timeout=60)
     assert result.returncode == 0, result.stderr
     assert _sdk_lines(result.stderr) == [], result.stderr
+
+
+def test_a_call_that_raised_does_not_make_flush_false(server: DevServer) -> None:
+    """A call that raised ValidationError was never accepted and its caller knows: the
+    next flush() is still True (only silent drops make it False)."""
+    from rudder_analytics import ValidationError
+
+    client = make_client(server.url)
+    try:
+        with pytest.raises(ValidationError):
+            client.track(event="No Id")
+        assert client.track("u", "Fine")[0]
+        assert client.flush(timeout=10) is True
+        assert client.stats()["dropped"]["invalid"] == 1
+    finally:
+        client.shutdown(timeout=5)

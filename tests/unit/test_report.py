@@ -34,7 +34,7 @@ def _counts(lines: list[str]) -> int:
 def test_first_drop_is_said_at_once_and_the_rest_is_never_hidden() -> None:
     """194,000 queue_full drops within one window: the first line says 1, the next line
     (at flush) says the 193,999 it held back; the lines add up to the total."""
-    reporter, clock, lines = _reporter()
+    reporter, _, lines = _reporter()
     for _ in range(194_000):
         reporter.dropped("queue_full", 1)
     assert lines == ["queue full: 1 event(s) dropped"]
@@ -57,7 +57,7 @@ def test_a_new_window_says_what_the_last_one_held_back() -> None:
 
 def test_one_line_per_cause_while_retrying() -> None:
     """A failing cause is said once while its events wait, and again after a success."""
-    reporter, clock, lines = _reporter()
+    reporter, _, lines = _reporter()
     for _ in range(50):
         reporter.retrying("connection refused by 127.0.0.1:18799")
     reporter.retrying("unknown host no-such-host.invalid")
@@ -70,7 +70,7 @@ def test_one_line_per_cause_while_retrying() -> None:
 
 def test_drops_are_summed_by_reason_and_cause() -> None:
     """Drops of different causes make different lines, each with its own count."""
-    reporter, clock, lines = _reporter()
+    reporter, _, lines = _reporter()
     reporter.dropped("rejected", 100, "401 invalid write key for http://h")
     reporter.dropped("rejected", 100, "401 invalid write key for http://h")
     reporter.dropped("retries_exhausted", 7, "connection refused by h:1")
@@ -82,10 +82,12 @@ def test_drops_are_summed_by_reason_and_cause() -> None:
     ]
 
 
-def test_invalid_calls_are_not_reported_again() -> None:
-    """A call that raised ValidationError already told its caller: no line."""
-    reporter, clock, lines = _reporter()
+def test_invalid_calls_and_shutdown_drops_are_said_elsewhere() -> None:
+    """A call that raised ValidationError told its caller; shutdown drops are counted in
+    the "not delivered" line: neither makes a drop line."""
+    reporter, _, lines = _reporter()
     reporter.dropped("invalid", 3)
+    reporter.dropped("shutdown", 3)
     reporter.flush()
     assert lines == []
 
