@@ -16,6 +16,13 @@ background work, they are handed to ``on_error`` and counted in ``stats()``::
 
 The double bases (``ValueError``, ``TypeError``) let callers catch either the
 SDK's root or the builtin they already expect.
+
+Every error survives ``pickle`` and ``copy.deepcopy`` with its attributes (a
+``multiprocessing`` pool, Celery and ``dataclasses.asdict`` rely on that), with
+one exception: ``response`` (the live ``requests.Response``) becomes None in the
+copy. It holds the connection and the request with the ``Authorization``
+header, which must not travel to another process; ``status_code``, ``body``
+and ``retry_after`` carry what it said.
 """
 
 from __future__ import annotations
@@ -36,8 +43,39 @@ __all__ = [
 ]
 
 
+def _rebuild_error(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """Unpickling: make the error without calling ``__init__`` (its signature varies);
+    pickle then restores its attributes from the saved state."""
+    return cls.__new__(cls, *args)
+
+
+def _portable(value: Any) -> Any:
+    """``value``, or a RuntimeError saying what it was if it could not be rebuilt from its
+    pickled form (a library exception whose ``__init__`` takes other arguments than its
+    ``args``): one wrapped exception must not make the whole error unpicklable."""
+    if not isinstance(value, BaseException) or isinstance(value, RudderAnalyticsError):
+        return value
+    try:
+        reduced: Any = value.__reduce_ex__(4)
+        reduced[0](*reduced[1])  # what unpickling and deepcopy will call
+    except Exception:
+        return RuntimeError(f"{type(value).__name__}: {value}")
+    return value
+
+
 class RudderAnalyticsError(Exception):
-    """Root of every error this SDK raises or reports."""
+    """Root of every error this SDK raises or reports.
+
+    Pickles and deep-copies with its attributes, whatever the subclass's
+    ``__init__`` takes; ``response`` is left out of copies (None).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = {
+            name: None if name == "response" else _portable(value)
+            for name, value in self.__dict__.items()
+        }
+        return _rebuild_error, (type(self), self.args), state
 
 
 class ConfigurationError(RudderAnalyticsError, ValueError):
@@ -68,8 +106,11 @@ class ClientClosedError(RudderAnalyticsError):
 class DeliveryError(RudderAnalyticsError):
     """A batch could not be delivered. Handed to ``on_error``; never raised by workers.
 
-    Attributes mirror the seed SDK's four ``on_error`` values: ``status_code``,
-    ``body``, ``exception`` and ``response``.
+    ``str()`` is short and names the cause and the target (``connection refused
+    by 127.0.0.1:8080``, ``401 invalid write key for https://...``); ``cause``
+    is the same without variable parts, stable across requests. The other
+    attributes mirror the seed SDK's four ``on_error`` values: ``status_code``,
+    ``body``, ``exception`` and ``response`` (None in a pickled or copied error).
     """
 
     def __init__(
@@ -80,12 +121,15 @@ class DeliveryError(RudderAnalyticsError):
         body: Optional[str] = None,
         exception: Optional[BaseException] = None,
         response: Any = None,
+        cause: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body
         self.exception = exception
         self.response = response
+        self.cause = cause or message
+        """A short description of the cause, without counts: one report line per cause."""
 
 
 class TransportError(DeliveryError):
@@ -93,7 +137,7 @@ class TransportError(DeliveryError):
 
 
 class HTTPStatusError(DeliveryError):
-    """The data plane answered with a non-200 status."""
+    """The data plane answered with a non-200 status (``location``: a redirect's target)."""
 
     def __init__(
         self,
@@ -103,9 +147,13 @@ class HTTPStatusError(DeliveryError):
         body: Optional[str] = None,
         retry_after: Optional[float] = None,
         response: Any = None,
+        cause: Optional[str] = None,
+        location: Optional[str] = None,
     ) -> None:
-        super().__init__(message, status_code=status_code, body=body, response=response)
+        super().__init__(message, status_code=status_code, body=body, response=response,
+                         cause=cause)
         self.retry_after = retry_after
+        self.location = location
 
 
 class RetriesExhaustedError(DeliveryError):
@@ -118,6 +166,7 @@ class RetriesExhaustedError(DeliveryError):
             body=last_error.body,
             exception=last_error.exception or last_error,
             response=last_error.response,
+            cause=getattr(last_error, "cause", None),
         )
         self.attempts = attempts
         self.last_error = last_error

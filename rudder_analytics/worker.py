@@ -163,7 +163,10 @@ class WorkerPool:
         if not batch:
             return
         try:
-            deliverer.deliver(batch, cancel=self.abort)
+            report = deliverer.deliver(batch, cancel=self.abort, defer=True)
+            while report.deferred:  # Retry-After outlasts retry_deadline: keep it, send later
+                kept = [message for chunk in report.deferred for message in chunk]
+                report = deliverer.deliver(kept, cancel=self.abort, defer=True)
         except BaseException:  # a worker never dies: count the batch, go on
             logger.exception("unexpected error delivering a batch; %d events dropped", len(batch))
             self._stats.add_dropped(
