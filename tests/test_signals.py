@@ -347,6 +347,24 @@ def test_uvicorn_delivers_every_accepted_event(server: DevServer, workers: int) 
     assert seqs(server) == list(range(60))
 
 
+def test_uvicorn_request_in_flight_at_sigterm_is_answered_and_its_event_arrives(
+        server: DevServer) -> None:
+    """uvicorn --workers 2: a request still running when SIGTERM arrives finishes during
+    uvicorn's graceful shutdown; the event it tracks then is accepted and delivered."""
+    child, port = _uvicorn(server, 2, handle_sigterm=True)
+    answers: list[dict[str, object]] = []
+    request = threading.Thread(target=lambda: answers.append(
+        requests.get(f"http://127.0.0.1:{port}/slow/7", timeout=10).json()))
+    request.start()
+    child.wait_for(r"^in-flight 7")
+    status = child.terminate_and_wait()
+    request.join(10)
+    assert status == 0
+    assert answers and answers[0]["ok"] is True
+    assert server.wait_for_events(1, timeout=10)
+    assert seqs(server) == [7]
+
+
 def test_uvicorn_workers_lose_events_without_handle_sigterm(server: DevServer) -> None:
     """The problem the option solves: uvicorn's workers re-raise SIGTERM after their
     graceful shutdown, which skips atexit, so their queued events are lost."""

@@ -5,6 +5,7 @@ The client is built at import, on the main thread of each worker.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from fastapi import FastAPI
@@ -19,6 +20,15 @@ app = FastAPI()
 async def track(seq: int) -> dict[str, object]:
     """Track one event; say whether it was accepted and which worker took it."""
     ok, _ = client.track("web-user", "Request", {"seq": seq})
+    return {"ok": ok, "pid": os.getpid()}
+
+
+@app.get("/slow/{seq}")
+async def slow(seq: int) -> dict[str, object]:
+    """Say ``in-flight`` on stdout, take a moment (SIGTERM comes meanwhile), then track."""
+    print("in-flight", seq, flush=True)
+    await asyncio.sleep(0.5)
+    ok, _ = client.track("web-user", "Slow Request", {"seq": seq})
     return {"ok": ok, "pid": os.getpid()}
 
 
