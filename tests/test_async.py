@@ -44,6 +44,21 @@ def test_aflush_delivers_what_is_queued(make_client: Make, dataplane: DevServer)
     assert dataplane.count() == 250
 
 
+
+def test_aflush_reports_drops_as_flush_does(make_client: Make, dataplane: DevServer) -> None:
+    """aflush() is False when an event was dropped since the previous flush, then True."""
+    client = make_client()
+    dataplane.fail_next(1, status=400)
+
+    async def main() -> tuple[bool, bool]:
+        client.track(user_id="u", event="Rejected")
+        first = await client.aflush(timeout=10)
+        client.track(user_id="u", event="Stored")
+        return first, await client.aflush(timeout=10)
+
+    assert asyncio.run(main()) == (False, True)
+    assert client.stats()["dropped"]["rejected"] == 1 and dataplane.count() == 1
+
 def test_await_on_an_event_call_is_a_type_error(make_client: Make,
                                                 dataplane: DevServer) -> None:
     """`await client.track(...)` raises TypeError at once (the event itself was queued)."""

@@ -23,13 +23,15 @@ from .._core.policy import RetryPolicy
 from .._sink import StatsSink
 from ..stats import DropReason
 from . import driver
-from .progress import wait_done, wait_flushed
+from .progress import wait_callbacks, wait_done, wait_flushed
 from .transport import AsyncTransport, httpx_available
 
 if TYPE_CHECKING:
     from ..batches import Batch, BatchResult
     from ..buffer import EventBuffer
+    from ..callbacks import CallbackDispatcher
     from ..config import Config
+    from ..report import Reporter
     from ..stats import Stats
     from ..worker import WorkerPool
 
@@ -40,6 +42,9 @@ class _Host(Protocol):
     """The parts of :class:`~rudder_analytics.client.Client` these methods use."""
 
     config: Config
+    _callbacks: CallbackDispatcher
+    _reporter: Reporter
+    _drops_seen_by_flush: int
     _pool: WorkerPool
     _buffer: EventBuffer
     _stats: Stats
@@ -78,16 +83,23 @@ class AsyncMethods:
     async def aflush(self, timeout: Optional[float] = None) -> bool:
         """:meth:`Client.flush` for coroutines: the loop stays free while workers deliver.
 
-        True if every event queued before the call was delivered; False if some
-        were dropped or ``timeout`` seconds (``None``: the retry deadline) passed.
+        Returns what :meth:`Client.flush` returns: True only if every event queued
+        before the call was delivered and nothing was dropped since the previous flush;
+        False as well if ``timeout`` seconds (``None``: ``flush_timeout``) passed.
+        The callbacks for what it delivered have run when it returns.
         """
         host = cast(_Host, self)
-        if host._sync or not host._send:
+        if not host._send:
             return True
-        budget = host.config.retry_deadline if timeout is None else max(0.0, timeout)
-        lost_before = host._stats.lost_after_enqueue
-        done = await _flush_on_workers(host, time.monotonic() + budget)
-        return done and host._stats.lost_after_enqueue == lost_before
+        budget = host.config.flush_timeout if timeout is None else max(0.0, timeout)
+        deadline = time.monotonic() + budget
+        baseline = host._drops_seen_by_flush  # as flush(): drops until the previous flush
+        done = True if host._sync else await _flush_on_workers(host, deadline)
+        await wait_callbacks(host._callbacks, deadline)
+        host._reporter.flush()
+        dropped = host._stats.unraised_drops
+        host._drops_seen_by_flush = max(host._drops_seen_by_flush, dropped)
+        return done and dropped == baseline
 
     async def ashutdown(self, timeout: Optional[float] = None) -> bool:
         """:meth:`Client.shutdown` for coroutines; returns within about ``timeout`` seconds
@@ -101,6 +113,9 @@ class AsyncMethods:
         flushed = await _flush_on_workers(host, deadline)
         host._pool.retire()  # workers exit once the queue is empty; nothing blocks here
         await wait_done(host._pool, deadline)
+        await wait_callbacks(host._callbacks, deadline)
+        # What is left is quick: the workers are gone, callbacks idle, the queue empty
+        # (unless the deadline passed: then it only stops and counts what is left).
         ok = host.shutdown(max(0.0, deadline - time.monotonic()))
         return ok and flushed and host._stats.lost_after_enqueue == lost_before
 

@@ -13,12 +13,18 @@ import asyncio
 import time
 from typing import Callable, Protocol
 
-__all__ = ["POLL_FIRST", "POLL_MAX", "wait_done", "wait_flushed"]
+__all__ = ["POLL_FIRST", "POLL_MAX", "wait_callbacks", "wait_done", "wait_flushed"]
 
 POLL_FIRST = 0.001
 """First pause between two progress checks, in seconds."""
 POLL_MAX = 0.02
 """Longest pause between two checks: the most an ``aflush`` can return late."""
+
+
+class Dispatcher(Protocol):
+    """What this module needs of :class:`~rudder_analytics.callbacks.CallbackDispatcher`."""
+
+    def wait_idle(self, deadline: float) -> bool: ...
 
 
 class FlushablePool(Protocol):
@@ -53,3 +59,8 @@ async def wait_flushed(pool: FlushablePool, deadline: float) -> bool:
 async def wait_done(pool: FlushablePool, deadline: float) -> bool:
     """True once the pool's workers have exited with nothing queued; False at ``deadline``."""
     return await _poll(pool.done, deadline)
+
+
+async def wait_callbacks(dispatcher: Dispatcher, deadline: float) -> bool:
+    """True once every queued ``on_drop``/``on_error`` callback has run; False at ``deadline``."""
+    return await _poll(lambda: dispatcher.wait_idle(time.monotonic()), deadline)
