@@ -23,12 +23,12 @@ Lifecycle promises:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
+import os
 import threading
 import types as _types
 from typing import Any, Callable, Optional, cast
 
+from ._settings import SETTING_SET, SETTINGS, URL_ALIASES, initial_value, unknown_setting
 from .batches import Batch
 from .client import Client
 from .config import Config
@@ -45,7 +45,6 @@ from .types import (
 )
 
 __all__ = [
-    "SETTINGS",
     "SettingsModule",
     "alias",
     "batch",
@@ -64,38 +63,24 @@ __all__ = [
     "track",
 ]
 
-URL_ALIASES = ("dataPlaneUrl", "host")
-SETTINGS: tuple[str, ...] = (
-    *(f.name for f in dataclasses.fields(Config)), *URL_ALIASES,
-)
-"""Every module setting: each :class:`Config` field, plus the URL aliases."""
-
-_SETTING_SET = frozenset(SETTINGS)
-_INITIAL: dict[str, Any] = {"debug": False, "send": True, "sync_mode": False}
-"""Settings whose module default is the peers' bool rather than None ("the default")."""
-
-PEER_HINTS = {
-    "flush_at": "upload_size",
-    "flush_interval": "upload_interval",
-    "max_total_backoff_duration": "retry_deadline",
-    "max_rate_limit_duration": "retry_deadline",
-    "log_handler": "logging.getLogger('rudder_analytics').addHandler(handler)",
-}
-"""Options of rudder-sdk-python 1.x or analytics-python, and what to use instead."""
-
 _package: Optional[_types.ModuleType] = None
 _client: Optional[Client] = None  # or a stand-in a test installed (unittest.mock.Mock)
 _closed = False  # shutdown() was called with no client: the next one is built closed
 _lock = threading.RLock()
+
+
+def _new_lock_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # another thread may have held it at fork
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_lock_in_child)
+
 _RETIRE_GRACE = 0.05
 """Seconds a retired client keeps taking calls that fetched it just before the change."""
 
 ResultT = tuple[bool, Message]
-
-
-def initial_value(name: str) -> Any:
-    """A setting's value before the user sets it."""
-    return _INITIAL.get(name)
 
 
 def bind(package: _types.ModuleType) -> None:
@@ -116,24 +101,11 @@ def _install(client: Optional[Client]) -> None:
         _package.__dict__["default_client"] = client
 
 
-def _unknown_setting(name: str) -> ConfigurationError:
-    if name.startswith("oauth_"):
-        return ConfigurationError(
-            f"rudder_analytics has no setting {name!r}: OAuth is Segment-only; "
-            f"RudderStack authenticates with the write key alone (drop this line)")
-    hint = PEER_HINTS.get(name)
-    if hint is None:
-        close = difflib.get_close_matches(name, sorted(_SETTING_SET), n=1)
-        hint = close[0] if close else None
-    suggestion = f"; use {hint} instead" if hint else ""
-    return ConfigurationError(f"rudder_analytics has no setting {name!r}{suggestion}")
-
-
 class SettingsModule(_types.ModuleType):
     """The package's module class: settings retire the default client; typos are refused."""
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SETTING_SET:
+        if name in SETTING_SET:
             super().__setattr__(name, value)
             _settings_changed()
             return
@@ -144,7 +116,7 @@ class SettingsModule(_types.ModuleType):
                 or isinstance(value, _types.ModuleType)):
             super().__setattr__(name, value)
             return
-        raise _unknown_setting(name)
+        raise unknown_setting(name)
 
     def __delattr__(self, name: str) -> None:
         if name == "default_client":
