@@ -215,3 +215,31 @@ def test_call_result_is_a_tuple_that_refuses_await() -> None:
     with pytest.raises(TypeError, match="synchronous") as caught:
         asyncio.run(misuse())
     assert str(caught.value) == AWAIT_MESSAGE
+
+
+def test_the_core_imports_no_io() -> None:
+    """_core never imports threading, time, asyncio, requests or httpx, directly or through
+    the package modules it uses (encoding, exceptions, version)."""
+    import ast
+    from pathlib import Path
+
+    import rudder_analytics
+
+    package = Path(rudder_analytics.__file__).parent
+    banned = {"threading", "time", "asyncio", "requests", "httpx", "urllib3", "select"}
+    allowed_parents = {"encoding", "exceptions", "version"}
+    files = [*sorted((package / "_core").glob("*.py")),
+             *(package / f"{name}.py" for name in sorted(allowed_parents))]
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [(node.module or "").split(".")[0]]
+            elif isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert (node.module or "") in allowed_parents, (path.name, node.module)
+                continue
+            else:
+                continue
+            assert not banned & set(names), (path.name, names)
