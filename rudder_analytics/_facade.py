@@ -9,11 +9,12 @@ and Segment's analytics-python.
 
 Lifecycle promises:
 
-- Changing a setting *retires* the current client:
-  the next call builds a new one, and the retired one delivers what it queued on a
-  non-daemon thread, so the interpreter waits for it (within its
-  ``shutdown_timeout``) before exiting. A call racing the change that the retired
-  client refuses is made again on the new client: nothing is lost.
+- Changing a setting *retires* the current client: the next call builds a new one, and
+  the retired one shuts down (delivering what it queued) on a background thread. It
+  stays registered with the exit hook (and SIGTERM handling) until that shutdown has
+  finished, so an exit meanwhile waits for it, within its ``shutdown_timeout``. A call
+  racing the change that the retired client refuses is made again on the new client:
+  nothing is lost.
 - After :func:`shutdown`, calls are refused and counted (``after_shutdown``) until a
   setting changes or ``default_client`` is assigned (``None`` builds a fresh one).
 - Assigning ``default_client`` replaces the client without shutting the old one down
@@ -168,7 +169,8 @@ def current_client() -> Optional[Client]:
 
 
 def _retire(old: object) -> None:
-    """Shut ``old`` down without blocking the caller; the interpreter waits for it."""
+    """Shut ``old`` down without blocking the caller. Until done, ``old`` stays in the exit
+    hook (``Client.shutdown`` leaves it only when finished), which then waits for it."""
     if not isinstance(old, Client) or old.closed:
         return
 
@@ -176,7 +178,7 @@ def _retire(old: object) -> None:
         threading.Event().wait(_RETIRE_GRACE)
         old.shutdown()
 
-    threading.Thread(target=run, name="rudder-analytics-retire", daemon=False).start()
+    threading.Thread(target=run, name="rudder-analytics-retire", daemon=True).start()
 
 
 def set_default(value: Optional[Client]) -> None:
