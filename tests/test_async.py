@@ -331,6 +331,32 @@ def test_retry_after_date_is_read_against_the_answers_date(
     assert getattr(getattr(error, "last_error", None), "retry_after", None) == 3600.0
 
 
+
+def test_cancelled_asend_counts_the_batch_and_propagates() -> None:
+    """Cancelling asend() while its request hangs raises CancelledError and counts the
+    batch as dropped (shutdown): nothing is left unaccounted."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)  # the kernel accepts; nobody ever answers
+    try:
+        client = Client(WRITE_KEY, f"http://127.0.0.1:{listener.getsockname()[1]}",
+                        **{**FAST, "timeout": 30.0})
+        batch = client.batch()
+        batch.track(user_id="u", event="E")
+
+        async def main() -> None:
+            task = asyncio.ensure_future(client.asend(batch))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        assert client.stats()["dropped"]["shutdown"] == 1
+        client.shutdown(timeout=1)
+    finally:
+        listener.close()
+
 # --- without the async extra --------------------------------------------------------------
 
 _NO_HTTPX = r"""
