@@ -84,7 +84,8 @@ class Config:
     upload_interval: float = 0.5
     """Seconds a partial batch waits for more events before it is sent."""
     timeout: Union[float, tuple[float, float]] = 15.0
-    """HTTP connect and read timeout in seconds (or a ``(connect, read)`` pair)."""
+    """Seconds one HTTP attempt may take in all, reading the answer included (for a
+    ``(connect, read)`` pair: their sum, with ``connect`` also bounding the connect)."""
     max_retries: int = 10
     """Retries per batch after the first attempt."""
     retry_deadline: float = 600.0
