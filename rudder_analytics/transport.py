@@ -195,16 +195,8 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """The TLS twin of :class:`_WatchedHTTPConnection`."""
-
-    def connect(self) -> None:
-        super().connect()
-        _register(self)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _register(self)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The TLS twin (its ``super()`` calls reach ``HTTPSConnection`` first)."""
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
@@ -396,4 +388,6 @@ def _failure_kind(exc: BaseException) -> str:
         return Failure.PROXY
     if isinstance(exc, requests.exceptions.SSLError):
         return Failure.TLS
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):  # body cut short
+        return Failure.RESET
     return failure_of(exc)

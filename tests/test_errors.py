@@ -5,6 +5,7 @@ short line what went wrong and where, with a stable `cause`.
 
 from __future__ import annotations
 
+import base64
 import copy
 import dataclasses
 import multiprocessing
@@ -95,6 +96,7 @@ def test_an_error_from_a_real_delivery_pickles_without_its_response(
     assert error.response is not None
     data = pickle.dumps(error)
     assert WRITE_KEY.encode() not in data
+    assert base64.b64encode(f"{WRITE_KEY}:".encode()) not in data
     copied = pickle.loads(data)
     assert copied.response is None and copied.last_error.response is None
     assert (copied.status_code, copied.body, copied.attempts) == (503, "busy\n", 3)

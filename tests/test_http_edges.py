@@ -253,6 +253,26 @@ def server_saw(server: RawServer, count: int, timeout: float = 5.0) -> bool:
     return True
 
 
+def test_one_watchdog_thread_whatever_the_number_of_requests(dataplane: DevServer) -> None:
+    """The whole-attempt deadline starts no thread per request: after many requests from
+    several threads there is one watchdog thread at most."""
+    client = sync_client(dataplane.url)
+
+    def send(count: int) -> None:
+        for _ in range(count):
+            client.track("u", "E")
+
+    senders = [threading.Thread(target=send, args=(10,)) for _ in range(3)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+    watchdogs = [t for t in threading.enumerate() if t.name == "rudder-analytics-watchdog"]
+    client.shutdown(timeout=2)
+    assert len(dataplane.events()) == 30
+    assert len(watchdogs) == 1
+
+
 # --- Retry-After as an HTTP date --------------------------------------------------------
 
 
