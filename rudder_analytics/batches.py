@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from .capture import capturing, record
 from .config import Config
 from .delivery import DeliveryReport
 from .encoding import body_overhead, decode_message, encode_message, message_overhead
@@ -275,12 +276,9 @@ def send_batch(client: Client, batch: Batch) -> BatchResult:
         batch.result = result
         return result
     result = BatchResult()
-    from .client import _capture_hooks
-
-    if _capture_hooks:  # rudder_analytics.testing is capturing: record, send nothing
+    if capturing():  # rudder_analytics.testing is capturing: record, send nothing
         for encoded in messages:
-            for hook in _capture_hooks:
-                hook(encoded)
+            record(encoded)
         result.delivered = len(messages)
     elif client.config.send:
         deliverer = client._deliverer()

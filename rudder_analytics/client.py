@@ -9,7 +9,6 @@ queue or a closed client returns ``(False, message)`` and is counted.
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -20,12 +19,16 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 
 from . import _compat, lifecycle, signals
 from ._async.methods import AsyncMethods
+from ._async.result import CallResult
 from .buffer import EventBuffer
 from .callbacks import CallbackDispatcher
+from .capture import HOOKS as _capture_hooks
+from .capture import record
 from .config import Config
 from .delivery import Deliverer, DeliveryReport
 from .encoding import encode_message
-from .exceptions import ClientClosedError, InvalidTypeError, MessageTooLargeError, ValidationError
+from .exceptions import ClientClosedError, MessageTooLargeError, ValidationError
+from .hooks import run_before_send
 from .messages import (
     Message,
     build_alias,
@@ -48,26 +51,10 @@ __all__ = ["Client"]
 logger = logging.getLogger("rudder_analytics")
 
 Result = tuple[bool, Message]
-"""What every event call returns: ``(success, message)``, as rudder-sdk-python does."""
+"""What every event call returns: ``(success, message)``, as rudder-sdk-python does (a
+tuple whose ``await`` raises a TypeError that says why: event calls never wait)."""
 
-# Capture hooks installed by rudder_analytics.testing. While any is installed, every
-# message that any client builds is handed, encoded as it would be sent, to each hook and
-# is NOT queued or sent.
-_capture_hooks: list[Callable[[bytes], None]] = []
-
-
-def add_capture_hook(hook: Callable[[bytes], None]) -> None:
-    """Install a capture hook (for :mod:`rudder_analytics.testing`)."""
-    _capture_hooks.append(hook)
-
-
-def remove_capture_hook(hook: Callable[[bytes], None]) -> None:
-    """Remove one capture hook installed with :func:`add_capture_hook` (by equality)."""
-    for index, installed in enumerate(_capture_hooks):
-        if installed == hook:
-            del _capture_hooks[index]
-            return
-
+_as_result = tuple.__new__
 
 def _enable_debug_logging() -> None:
     """``debug=True``: DEBUG on our logger, with a stderr handler only if nothing would print."""
@@ -255,9 +242,9 @@ class Client(AsyncMethods):
         try:
             message = builder(*args)
             if self._before_send is not None:
-                hooked = self._run_hooks(message)
+                hooked = run_before_send(self._before_send, message, self._stats)
                 if hooked is None:
-                    return False, message
+                    return _as_result(CallResult, (False, message))
                 message = hooked
             data = encode_message(message, self._max_message_size)
         except ValidationError as exc:
@@ -266,35 +253,9 @@ class Client(AsyncMethods):
             self._stats.add_dropped(reason, 1, enqueued=False, raised=True)
             raise
         if _capture_hooks:
-            for hook in _capture_hooks:
-                hook(data)
-            return True, message
-        return self._dispatch(message, data)
-
-    def _run_hooks(self, message: Message) -> Optional[Message]:
-        """Apply ``before_send`` to a copy; None when a hook filtered or failed (counted)."""
-        hooks = self._before_send or ()
-        current: Any = copy.deepcopy(message)
-        for hook in hooks:
-            try:
-                current = hook(current)
-            except Exception as exc:  # never send an event a hook failed to scrub
-                self._stats.add_dropped(DropReason.HOOK_ERROR, 1, lambda: [message],
-                                        enqueued=False,
-                                        cause=f"before_send raised {type(exc).__name__}")
-                return None
-            if current is None:
-                self._stats.add_dropped(DropReason.FILTERED, 1, lambda: [message],
-                                        enqueued=False)
-                return None
-        if not isinstance(current, dict) or current.get("type") != message["type"]:
-            raise InvalidTypeError(
-                f"before_send must return the message (a dict of type {message['type']!r}) "
-                f"or None, not {type(current).__name__}")
-        if current.get("userId") in (None, "") and current.get("anonymousId") in (None, ""):
-            raise ValidationError("before_send removed both userId and anonymousId")
-        result: Message = current
-        return result
+            record(data)
+            return _as_result(CallResult, (True, message))
+        return _as_result(CallResult, self._dispatch(message, data))
 
     def _dispatch(self, message: Message, data: bytes) -> Result:
         if self._closed:

@@ -44,7 +44,8 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Union, overload
 
 from . import _facade as facade
-from .client import Client, add_capture_hook, remove_capture_hook
+from .capture import add_capture_hook, remove_capture_hook
+from .client import Client
 from .encoding import decode_message, encode_message
 from .validation import optional_id
 

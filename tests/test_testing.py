@@ -18,7 +18,7 @@ import pytest
 
 import rudder_analytics
 from rudder_analytics import Client, ValidationError
-from rudder_analytics import client as client_module
+from rudder_analytics import capture as capture_module
 from rudder_analytics.devserver import DevServer
 from rudder_analytics.testing import CapturedEvents, capture
 from rudder_analytics.types import Message
@@ -76,7 +76,7 @@ def test_capture_restores_sending_on_exit(client: Client, rudder_dataplane: DevS
     """After the block, calls are queued and delivered again, and the hook is gone."""
     with capture():
         client.track(user_id="u1", event="Captured")
-    assert not client_module._capture_hooks
+    assert not capture_module.HOOKS
     client.track(user_id="u1", event="Sent")
     assert client.flush(timeout=5)
     assert [e["event"] for e in rudder_dataplane.events()] == ["Sent"]
@@ -86,7 +86,7 @@ def test_capture_restores_after_an_exception() -> None:
     """An exception inside the block still removes the capture."""
     with pytest.raises(RuntimeError), capture():
         raise RuntimeError("boom")
-    assert not client_module._capture_hooks
+    assert not capture_module.HOOKS
 
 
 def test_batches_are_captured(client: Client, rudder_dataplane: DevServer) -> None:
@@ -183,11 +183,11 @@ def test_nested_captures(client: Client) -> None:
         client.track(user_id="u1", event="Before")
         with capture() as inner:
             client.track(user_id="u1", event="Inside")
-        assert len(client_module._capture_hooks) == 1
+        assert len(capture_module.HOOKS) == 1
         client.track(user_id="u1", event="After")
     assert [m["event"] for m in inner] == ["Inside"]
     assert [m["event"] for m in outer] == ["Before", "Inside", "After"]
-    assert not client_module._capture_hooks
+    assert not capture_module.HOOKS
 
 
 def test_start_and_stop_without_with(client: Client) -> None:
@@ -296,7 +296,7 @@ def test_plugin_is_loaded_in_a_users_test_suite(tmp_path: Path) -> None:
         import os
         import rudder_analytics
         from rudder_analytics import Client
-        from rudder_analytics.client import _capture_hooks
+        from rudder_analytics.capture import HOOKS as _capture_hooks
 
         def signup(user_id):
             rudder_analytics.track(user_id=user_id, event="Signed Up")

@@ -21,6 +21,7 @@ from .._core.delivery import Delivery, Hold
 from .._core.outcomes import DeliveryReport
 from .._core.policy import RetryPolicy
 from .._sink import StatsSink
+from ..capture import capturing
 from ..stats import DropReason
 from . import driver
 from .progress import wait_callbacks, wait_done, wait_flushed
@@ -59,11 +60,6 @@ class _Host(Protocol):
     def send(self, batch: Batch) -> BatchResult: ...
 
 
-def _capturing() -> bool:
-    """True while ``rudder_analytics.testing`` captures (nothing may be sent)."""
-    from .. import client as client_module
-
-    return bool(client_module._capture_hooks)
 
 
 class AsyncMethods:
@@ -122,7 +118,7 @@ class AsyncMethods:
     async def asend(self, batch: Batch) -> BatchResult:
         """:meth:`Client.send` for coroutines: deliver ``batch`` now, keeping its message ids."""
         host = cast(_Host, self)
-        if host.closed or not host.config.send or _capturing():
+        if host.closed or not host.config.send or capturing():
             return host.send(batch)  # no network involved: refused, dry run or captured
         if httpx_available():
             report = await _send_on_loop(host, batch.encoded(), self._loop_hold())
