@@ -342,28 +342,34 @@ def test_sync_send_fails_clearly_when_retry_after_outlasts_its_deadline(
 # --- the response given to on_error -----------------------------------------------------
 
 
-def test_seed_on_error_can_read_the_response_body() -> None:
+@pytest.mark.parametrize("cap", [None, 10])
+def test_seed_on_error_can_read_the_response_body(cap: Optional[int]) -> None:
     """The `response` handed to a four-argument on_error answers .text, .content and .json()
-    with the body (they raised "content already consumed" before)."""
+    with the body, cut at max_response_bytes (they raised "content already consumed")."""
     payload = {"error": "bad batch", "code": 42}
+    text = json.dumps(payload)
     seen: list[Any] = []
 
     def on_error(status: Any, body: Any, exception: Any, response: Any) -> None:
         try:
-            seen.append((status, response.text, response.content, response.json()))
+            parsed = response.json() if cap is None else None
+            seen.append((status, response.text, response.content, parsed))
         except Exception as exc:  # recorded: the assertion below shows it
             seen.append(exc)
 
     def handler(server: RawServer, conn: socket.socket, number: int) -> None:
-        conn.sendall(answer(400, json.dumps(payload).encode(), Content_Type="application/json"))
+        conn.sendall(answer(400, text.encode(), Content_Type="application/json"))
 
+    options: dict[str, Any] = {**FAST, "on_error": on_error}
+    if cap is not None:
+        options["max_response_bytes"] = cap
     with raw_server(handler) as server:
-        client = Client(WRITE_KEY, server.url, on_error=on_error, **FAST)
+        client = Client(WRITE_KEY, server.url, **options)
         client.track("u", "Refused")
         client.flush(timeout=10)
         client.shutdown(timeout=2)
-    text = json.dumps(payload)
-    assert seen == [(400, text, text.encode(), payload)]
+    expected = text if cap is None else text[:cap]
+    assert seen == [(400, expected, expected.encode(), payload if cap is None else None)]
 
 
 # --- DNS --------------------------------------------------------------------------------
