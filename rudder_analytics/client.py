@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 from . import _compat, lifecycle, signals
 from ._async.methods import AsyncMethods
 from ._async.result import CallResult
+from ._shutdown import ShutdownOnce
 from .buffer import EventBuffer
 from .callbacks import CallbackDispatcher
 from .capture import HOOKS as _capture_hooks
@@ -90,7 +91,7 @@ class Client(AsyncMethods):
         self._reporter = Reporter()
         self._stats = Stats(self._reporter, self._callbacks)
         self._buffer = EventBuffer(config.max_queue_size, config.max_queue_bytes,
-                                   config.upload_size)
+                                   config.batch_trigger)
         self._pool = WorkerPool(config.without_callbacks(), self._buffer, self._stats)
         self._max_message_size = config.max_message_size
         # normalised by Config to a tuple of callables, or None
@@ -102,7 +103,7 @@ class Client(AsyncMethods):
         """Events that :meth:`shutdown` could not deliver (dropped during it, or in flight),
         each counted once."""
         self._drops_seen_by_flush = 0
-        self._reset_shutdown_state()
+        self._shutdown = ShutdownOnce()
         self._local = threading.local()
         if config.debug:
             _enable_debug_logging()
@@ -346,38 +347,20 @@ class Client(AsyncMethods):
         budget = self.config.shutdown_timeout if timeout is None else max(0.0, timeout)
         return self._shutdown_by(time.monotonic() + budget)
 
-    def _reset_shutdown_state(self) -> None:
-        self._shutdown_result: Optional[bool] = None
-        self._shutdown_owner: Optional[threading.Thread] = None
-        self._shutdown_done = threading.Event()
-        self._shutdown_lock = threading.Lock()
-
     def _shutdown_by(self, deadline: float, when: str = "shutdown") -> bool:
-        me = threading.current_thread()
-        with self._shutdown_lock:
-            if self._shutdown_result is not None:
-                return self._shutdown_result
-            self._closed = True
-            owner = self._shutdown_owner
-            if owner is None:
-                self._shutdown_owner = me
-        if owner is not None:  # a shutdown is under way in another thread, or below us
-            if owner is me or self._callbacks.in_callback() or self._pool.on_worker():
-                return False  # re-entered from a callback: never wait for ourselves
-            self._shutdown_done.wait(max(0.0, deadline - time.monotonic()))
-            return bool(self._shutdown_result)
-        try:
-            ok = self._finish(deadline, when)
-        except BaseException:  # interrupted (Ctrl-C): leave the rest to the exit hook
-            with self._shutdown_lock:
-                self._shutdown_owner = None
-            raise
-        with self._shutdown_lock:
-            self._shutdown_result = ok
-        lifecycle.forget(self)
+        self._closed = True
+        return self._shutdown.run(deadline, lambda: self._finish_and_leave(deadline, when),
+                                  self._reentrant)
+
+    def _finish_and_leave(self, deadline: float, when: str) -> bool:
+        ok = self._finish(deadline, when)
+        lifecycle.forget(self)  # only once it ran to its end: Ctrl-C leaves us in the hook
         self._finalizer.detach()
-        self._shutdown_done.set()
         return ok
+
+    def _reentrant(self) -> bool:
+        """True on a thread a shutdown must not wait for: callbacks and workers."""
+        return self._callbacks.in_callback() or self._pool.on_worker()
 
     def _finish(self, deadline: float, when: str) -> bool:
         """Deliver what is queued by ``deadline``, stop, and account for each event once."""
@@ -422,7 +405,7 @@ class Client(AsyncMethods):
         """Seconds this client may spend delivering at exit; 0 when it takes no part."""
         if not self.config.atexit or self._sync or not self._send:
             return 0.0
-        if self._shutdown_result is not None:
+        if self._shutdown.result is not None:
             return 0.0
         return self.config.shutdown_timeout
 
@@ -442,9 +425,7 @@ class Client(AsyncMethods):
         self._callbacks.reset_after_fork()
         self._local = threading.local()
         self._drops_seen_by_flush = 0
-        self._shutdown_lock = threading.Lock()
-        if self._shutdown_owner is not None and self._shutdown_result is None:
-            self._reset_shutdown_state()  # the thread shutting down is the parent's
+        self._shutdown.after_fork()
 
     # --- attributes peers' users read ---
     # rudder-sdk-python and analytics-python expose these on their Client; ours are read
