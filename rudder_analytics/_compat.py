@@ -67,9 +67,7 @@ class BoundSend:
 
     def __call__(self, batch: Batch) -> BatchResult:
         """Deliver a batch now (synchronously), keeping its message ids."""
-        from .batches import send_batch
-
-        return send_batch(self._client, batch)
+        return self._client.send_batch(batch)
 
     def __bool__(self) -> bool:
         return bool(self._client.config.send)

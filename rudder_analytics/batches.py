@@ -20,16 +20,14 @@ ids, so a resend after a crash does not create new events.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
-from .capture import capturing, record
 from .config import Config
 from .delivery import DeliveryReport
-from .encoding import body_overhead, decode_message, encode_message, message_overhead
-from .exceptions import ClientClosedError, InvalidTypeError, ValidationError
+from .encoding import decode_message, encode_message
+from .exceptions import InvalidTypeError, ValidationError
 from .messages import (
     BUILDERS,
     Message,
@@ -40,12 +38,19 @@ from .messages import (
     build_screen,
     build_track,
 )
-from .stats import DropReason
 
-if TYPE_CHECKING:
-    from .client import Client
 
-__all__ = ["Batch", "BatchResult", "send_batch"]
+class _Owner(Protocol):
+    """What a batch needs of the client it belongs to (batches never import the client)."""
+
+    @property
+    def config(self) -> Config: ...
+
+    def send_batch(self, batch: Batch) -> DeliveryReport: ...
+
+    async def asend(self, batch: Batch) -> DeliveryReport: ...
+
+__all__ = ["Batch", "BatchResult"]
 
 BatchResult = DeliveryReport
 """What a batch send produced: ``delivered``, ``failed``, ``ok`` and, per request,
@@ -70,7 +75,7 @@ class Batch:
 
     def __init__(
         self,
-        client: Optional[Client] = None,
+        client: Optional[_Owner] = None,
         context: Optional[Mapping[str, Any]] = None,
         integrations: Optional[Mapping[str, Any]] = None,
         max_message_size: Optional[int] = None,
@@ -162,7 +167,7 @@ class Batch:
     ) -> None:
         if exc_type is not None or self._client is None:
             return  # the block raised: send nothing, let the exception propagate
-        self.result = self._client.send(self)
+        self.result = self._client.send_batch(self)
 
     async def __aenter__(self) -> Batch:
         return self
@@ -242,55 +247,3 @@ def _check_stored(message: Any, index: int) -> None:
         raise ValidationError(f"{where} has neither userId nor anonymousId")
     if not isinstance(message.get("messageId"), str) or not message["messageId"].strip():
         raise ValidationError(f"{where}.messageId must be a non-empty string")
-
-
-def chunk_messages(messages: list[bytes], max_body: int) -> list[list[bytes]]:
-    """Split messages into the fewest in-order chunks whose bodies fit ``max_body``."""
-    overhead = message_overhead()
-    limit = max_body - body_overhead()
-    chunks: list[list[bytes]] = []
-    current: list[bytes] = []
-    size = 0
-    for message in messages:
-        cost = len(message) + overhead
-        if current and size + cost > limit:
-            chunks.append(current)
-            current, size = [], 0
-        current.append(message)
-        size += cost
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def send_batch(client: Client, batch: Batch) -> BatchResult:
-    """Deliver ``batch`` through ``client`` synchronously; see :meth:`Client.send`."""
-    messages = batch.encoded()
-    stats = client._stats
-    if client.closed:
-        stats.add_dropped(DropReason.AFTER_SHUTDOWN, len(messages), batch.messages.copy,
-                          enqueued=False)
-        if client.config.raise_on_error:
-            raise ClientClosedError("the client was shut down; the batch was not sent")
-        result = BatchResult(failed=len(messages))
-        batch.result = result
-        return result
-    result = BatchResult()
-    if capturing():  # rudder_analytics.testing is capturing: record, send nothing
-        for encoded in messages:
-            record(encoded)
-        result.delivered = len(messages)
-    elif client.config.send:
-        deliverer = client._deliverer()
-        for chunk in chunk_messages(messages, client.config.max_request_bytes):
-            deadline = time.monotonic() + client.config.sync_deadline
-            report = deliverer.deliver(chunk, deadline=deadline)
-            result.delivered += report.delivered
-            result.failed += report.failed
-            result.requests.extend(report.requests)
-    batch.result = result
-    if not result.ok and client.config.raise_on_error:
-        error = result.first_error()
-        if error is not None:
-            raise error
-    return result

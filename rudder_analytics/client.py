@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
 from . import _compat, lifecycle, signals
 from ._async.methods import AsyncMethods
 from ._async.result import CallResult
+from ._core.batching import BodyBudget, chunk_messages
 from ._shutdown import ShutdownOnce
 from .buffer import EventBuffer
 from .callbacks import CallbackDispatcher
@@ -27,6 +28,7 @@ from .capture import HOOKS as _capture_hooks
 from .capture import record
 from .config import Config
 from .delivery import Deliverer, DeliveryReport
+from .delivery import DeliveryReport as BatchResult
 from .encoding import encode_message
 from .exceptions import ClientClosedError, MessageTooLargeError, ValidationError
 from .hooks import run_before_send
@@ -271,13 +273,28 @@ class Client(AsyncMethods):
             ok = self._deliver_now([data]).ok
             self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
             return ok, message
-        if not self._buffer.put(data):
+        if not self._buffer.put(data) and not self._wait_for_room(data):
             reason = DropReason.AFTER_SHUTDOWN if self._buffer.closed else DropReason.QUEUE_FULL
             self._stats.add_dropped(reason, 1, lambda: [message], enqueued=False)
             return False, message
         if not self._pool.started:
             self._pool.ensure_started()
         return True, message
+
+    def _wait_for_room(self, data: bytes) -> bool:
+        """``on_full="block"``: wait up to ``block_timeout`` for room in the full queue.
+
+        Never on a worker or the callbacks thread (they are what makes room), nor
+        when no worker can run; False when there was no room in time.
+        """
+        config = self.config
+        if config.on_full != "block" or self._buffer.closed:
+            return False
+        if self._callbacks.in_callback() or self._pool.on_worker():
+            return False
+        if not self._pool.ensure_started():
+            return False
+        return self._buffer.put_wait(data, time.monotonic() + config.block_timeout)
 
     def _deliverer(self) -> Deliverer:
         """This thread's deliverer for synchronous sends (sessions are per thread)."""
@@ -309,6 +326,41 @@ class Client(AsyncMethods):
         from .batches import Batch
 
         return Batch(client=self)
+
+    def send_batch(self, batch: Batch) -> BatchResult:
+        """Deliver ``batch`` now, in this thread, keeping its message ids (``client.send``).
+
+        Sent in as few requests as the server's size limit allows, each within
+        ``sync_deadline``, with the workers' retry policy and ``Retry-After`` hold.
+        """
+        messages = batch.encoded()
+        if self._closed:
+            self._stats.add_dropped(DropReason.AFTER_SHUTDOWN, len(messages),
+                                    batch.messages.copy, enqueued=False)
+            if self.config.raise_on_error:
+                raise ClientClosedError("the client was shut down; the batch was not sent")
+            batch.result = BatchResult(failed=len(messages))
+            return batch.result
+        result = BatchResult()
+        if _capture_hooks:  # rudder_analytics.testing is capturing: record, send nothing
+            for encoded in messages:
+                record(encoded)
+            result.delivered = len(messages)
+        elif self._send:
+            budget = BodyBudget.for_batch(self.config.max_request_bytes)
+            for chunk in chunk_messages(messages, budget):
+                report = self._deliverer().deliver(
+                    chunk, deadline=time.monotonic() + self.config.sync_deadline)
+                result.delivered += report.delivered
+                result.failed += report.failed
+                result.requests.extend(report.requests)
+        batch.result = result
+        self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
+        if not result.ok and self.config.raise_on_error:
+            error = result.first_error()
+            if error is not None:
+                raise error
+        return result
 
     # --- flush, shutdown, stats -------------------------------------------------------
 

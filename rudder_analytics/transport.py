@@ -3,7 +3,7 @@
 The transport sends a body and describes what came back; it never retries or
 sleeps (that is :mod:`.retry` and :mod:`.delivery`). It answers with an
 :class:`Attempt`: a status code with a capped body, or the exception that
-stopped the request and its :class:`~.retry.Failure` kind. Sessions are not
+stopped the request and its :class:`~._core.policy.Failure` kind. Sessions are not
 shared between threads (requests #2766).
 
 Two edges of ``requests`` are closed here. Redirects are never followed (it
@@ -33,9 +33,9 @@ from requests.utils import get_environ_proxies
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ._core.policy import REDIRECT_STATUSES, Failure, failure_of, retry_after_seconds
 from .config import Config
 from .encoding import compress
-from .retry import REDIRECT_STATUSES, Failure, failure_of, retry_after_seconds
 from .version import VERSION
 
 __all__ = ["USER_AGENT", "Attempt", "Transport", "attempt_timeout"]
@@ -62,7 +62,7 @@ class Attempt(NamedTuple):
     wire_bytes: int
     """Bytes put on the wire for the body."""
     failure: Optional[str] = None
-    """The :class:`~.retry.Failure` kind, when there was no answer."""
+    """The :class:`~._core.policy.Failure` kind, when there was no answer."""
     location: Optional[str] = None
     """A redirect's ``Location`` header."""
 

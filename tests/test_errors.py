@@ -24,9 +24,9 @@ from rudder_analytics import (
     RetriesExhaustedError,
     TransportError,
 )
+from rudder_analytics._core.policy import RETRY, Failure, classify, describe, failure_of
 from rudder_analytics.delivery import DeliveryReport, RequestResult
 from rudder_analytics.devserver import DevServer
-from rudder_analytics.retry import RETRY, Failure, classify, describe, failure_of
 from tests.conftest import FAST, WRITE_KEY
 
 # --- pickling and copying -------------------------------------------------------------

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urljoin, urlsplit
 
+import backoff
+
 __all__ = [
     "DELIVERED",
     "MAX_RETRY_AFTER",
@@ -78,9 +80,12 @@ class RetryPolicy:
 
 def backoff_delay(retry: int, base: float, cap: float, rng: random.Random) -> float:
     """The wait before retry number ``retry`` (0 for the first): ``base * 2**retry`` capped
-    at ``cap``, with equal jitter: the schedule of ``backoff.expo(base=2, factor=base,
-    max_value=cap)`` that :class:`~rudder_analytics.retry.RetrySchedule` follows."""
-    delay = cap if retry >= 64 else min(base * 2.0**retry, cap)
+    at ``cap`` (``backoff.expo``'s schedule, a pure generator), with equal jitter."""
+    schedule = backoff.expo(base=2, factor=base, max_value=cap)
+    next(schedule)  # backoff's generators yield None first (PEP 342 priming)
+    for _ in range(min(retry, 64)):  # capped long before 64 doublings
+        next(schedule)
+    delay = float(next(schedule))
     return delay / 2 + rng.uniform(0, delay / 2)
 
 

@@ -15,9 +15,10 @@ from typing import Callable, Optional, Protocol
 from .._core.delivery import Answer, Delivery, Done, Wait
 from .._core.outcomes import DeliveryReport
 from ..messages import now_iso
+from ..retry import wait_until
 from ..transport import Attempt
 
-__all__ = ["answer_from_attempt", "run", "wait_until"]
+__all__ = ["answer_from_attempt", "run"]
 
 _NEVER = threading.Event()
 """A cancel event that is never set (sync sends are bounded by their deadline)."""
@@ -27,19 +28,6 @@ class Poster(Protocol):
     """What the driver needs of a transport: :meth:`Transport.post`."""
 
     def post(self, body: bytes) -> Attempt: ...
-
-
-def wait_until(deadline: float, cancel: threading.Event) -> bool:
-    """Wait until ``time.monotonic()`` reaches ``deadline``; False if ``cancel`` was set.
-
-    Loops because ``Event.wait`` may return a hair early: nothing is sent before its time.
-    """
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return not cancel.is_set()
-        if cancel.wait(remaining):
-            return False
 
 
 def answer_from_attempt(attempt: Attempt) -> Answer:

@@ -18,7 +18,6 @@ from rudder_analytics._core.delivery import Answer, Delivery, Done, Send
 from rudder_analytics._core.outcomes import DropReason as CoreReasons
 from rudder_analytics._core.wire import CappedBody, request_headers
 from rudder_analytics._sink import StatsSink
-from rudder_analytics.batches import chunk_messages as batch_chunks
 from rudder_analytics.buffer import EventBuffer
 from rudder_analytics.encoding import build_body, message_overhead
 from rudder_analytics.stats import DropReason, Stats
@@ -79,23 +78,6 @@ def test_failures_name_their_kind() -> None:
     assert policy.failure_of(TimeoutError()) == policy.Failure.TIMEOUT
 
 
-def test_the_core_and_retry_module_agree() -> None:
-    """Until retry.py imports them from the core, both copies of the pure rules agree."""
-    from rudder_analytics import retry
-
-    now = 1_900_000_000.0
-    date = email.utils.formatdate(now, usegmt=True)
-    for header in ("5", "junk", email.utils.formatdate(now + 99, usegmt=True)):
-        assert policy.retry_after_seconds(header, date, now + 50) == retry.retry_after_seconds(
-            header, date, now + 50)
-    for code in (200, 301, 400, 413, 429, 500):
-        assert policy.classify(code, None) == retry.classify(code, None)
-    url = "http://127.0.0.1:1/v1/batch"
-    for status, failure in ((None, "refused"), (None, "unknown_host"), (401, None), (307, None)):
-        assert policy.describe(url, status, failure=failure, location="/x") == retry.describe(
-            url, status, failure=failure, location="/x")
-
-
 def test_backoff_delay_is_reproducible_with_an_injected_rng() -> None:
     """The jitter comes only from the given generator."""
     first = [policy.backoff_delay(n, 0.5, 30.0, random.Random(1)) for n in range(8)]
@@ -116,7 +98,7 @@ sizes = st.lists(st.integers(min_value=1, max_value=3000), min_size=0, max_size=
 @given(sizes, st.integers(min_value=1, max_value=30), st.integers(min_value=3500, max_value=20000))
 def test_one_fits_rule_for_queue_and_batches(lengths: list[int], upload_size: int,
                                              upload_bytes: int) -> None:
-    """The queue's take() and batch packing cut exactly where BodyBudget says."""
+    """The queue's take() cuts exactly where BodyBudget (which batch packing uses) says."""
     msgs = [b"x" * n for n in lengths]
     budget = BodyBudget.for_queue(upload_size, upload_bytes, 4_096_000)
     expected = chunk_messages(msgs, budget)
@@ -128,8 +110,6 @@ def test_one_fits_rule_for_queue_and_batches(lengths: list[int], upload_size: in
         batch, _ = buffer.take(budget.max_events, budget.limit, message_overhead())
         taken.append(batch)
     assert taken == expected
-    assert chunk_messages(msgs, BodyBudget.for_batch(upload_bytes)) == batch_chunks(
-        msgs, upload_bytes)
     for chunk in expected[:-1] if expected else []:
         assert len(chunk) == 1 or body_size(chunk) <= max(upload_bytes, body_size(chunk[:1]))
 
