@@ -31,7 +31,7 @@ from typing import Callable, Optional, Protocol
 
 from .report import emit
 
-__all__ = ["EXIT_SLACK", "forget", "retire", "shutdown_all", "track"]
+__all__ = ["EXIT_SLACK", "exit_budget", "forget", "retire", "shutdown_all", "track"]
 
 EXIT_SLACK = 1.0
 """Seconds the exit may take beyond the largest ``shutdown_timeout``: abandoning requests."""
@@ -79,8 +79,7 @@ def shutdown_all(deadline: Optional[float] = None) -> None:
     clients = [c for c in list(_clients) if c.exit_timeout() > 0]
     pools = list(_retired.items())
     if deadline is None:
-        longest = max([c.exit_timeout() for c in clients] + [t for _, t in pools], default=0.0)
-        deadline = time.monotonic() + longest
+        deadline = time.monotonic() + exit_budget()
     for client in clients:
         _quietly(client.begin_exit)
     for pool, _ in pools:
@@ -91,6 +90,14 @@ def shutdown_all(deadline: Optional[float] = None) -> None:
         if pool in _retired:
             del _retired[pool]
             _finish_retired(pool, deadline)
+
+
+def exit_budget() -> float:
+    """Seconds an exit now may spend delivering: the largest ``shutdown_timeout`` among the
+    live clients and retired pools that still take part (0 when there are none)."""
+    timeouts = [c.exit_timeout() for c in list(_clients)]
+    timeouts.extend(_retired.values())
+    return max(timeouts, default=0.0)
 
 
 def _finish_retired(pool: _Retirable, deadline: float) -> None:

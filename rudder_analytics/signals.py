@@ -127,8 +127,8 @@ def _on_sigterm(signum: int, frame: Optional[FrameType]) -> None:
         return
     if _state.handling:
         return  # a second SIGTERM while delivering: the first one ends the process
-    if _state.deadline is None:
-        _state.deadline = time.monotonic() + _state.longest
+    if _state.deadline is None:  # every live client's, not only those that asked for it
+        _state.deadline = time.monotonic() + max(_state.longest, lifecycle.exit_budget())
     if _inside_sdk(frame) and time.monotonic() < _state.deadline:
         _finish_at_safe_point(signum, frame)
         return
