@@ -158,8 +158,28 @@ _PEER_ONLY = {
 }
 
 
+class PeerOnlyAttribute:
+    """A peer attribute the Client lacks: reading it raises an AttributeError saying what
+    to use instead. (Not ``__getattr__``: defining that on the class would put every
+    attribute read of the hot path on CPython's slow lookup.)"""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, obj: None, owner: Optional[type] = None) -> PeerOnlyAttribute: ...
+
+    @overload
+    def __get__(self, obj: object, owner: Optional[type] = None) -> NoReturn: ...
+
+    def __get__(self, obj: Optional[object], owner: Optional[type] = None) -> Any:
+        if obj is None:
+            return self
+        missing_attribute(obj, self._name)
+
+
 def missing_attribute(obj: object, name: str) -> NoReturn:
-    """``Client.__getattr__``: a peer attribute we do not have is explained, not bare."""
+    """A peer attribute we do not have is explained, not bare."""
     hint = _PEER_ONLY.get(name)
     kind = type(obj).__name__
     if hint is None:

@@ -506,6 +506,7 @@ class Client(AsyncMethods):
     upload_interval: _compat.ConfigAttribute[float] = _compat.ConfigAttribute("upload_interval")
     thread: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("thread")
 
-    def __getattr__(self, name: str) -> Any:
-        """Only for names not found: a peer attribute we lack is explained."""
-        _compat.missing_attribute(self, name)
+    consumers = _compat.PeerOnlyAttribute()
+    oauth_manager = _compat.PeerOnlyAttribute()
+    max_total_backoff_duration = _compat.PeerOnlyAttribute()
+    max_rate_limit_duration = _compat.PeerOnlyAttribute()
