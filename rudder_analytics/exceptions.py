@@ -1,15 +1,18 @@
 """The error tree of rudder_analytics.
 
 Bad input raises in the caller's thread; delivery problems never raise from
-background work, they are handed to ``on_error`` and counted in ``stats()``::
+background work: they are handed to ``on_error`` and counted in ``stats()``.
+A synchronous send (sync mode, batch blocks, ``client.send``) raises them only
+when the client was built with ``raise_on_error=True``::
 
     RudderAnalyticsError(Exception)
     ├── ConfigurationError(RudderAnalyticsError, ValueError)  bad write key, URL or limits
     ├── ValidationError(RudderAnalyticsError, ValueError)     bad arguments to a public call
     │   ├── InvalidTypeError(ValidationError, TypeError)      a value of the wrong type
     │   └── MessageTooLargeError(ValidationError)             over the per-message limit
-    ├── ClientClosedError(RudderAnalyticsError)               only with raise_on_error
-    └── DeliveryError(RudderAnalyticsError)                   given to on_error, never raised
+    ├── ClientClosedError(RudderAnalyticsError)               raised only with raise_on_error
+    └── DeliveryError(RudderAnalyticsError)                   given to on_error; raised by a
+        │                                                     sync send with raise_on_error
         ├── TransportError                                    connect, read, timeout
         ├── HTTPStatusError                                   status, Retry-After, body
         └── RetriesExhaustedError                             attempts, last error

@@ -353,11 +353,6 @@ class Transport:
         except Exception:  # closing must never raise into shutdown
             logger.debug("error closing HTTP session", exc_info=True)
 
-    def discard_after_fork(self) -> None:
-        """In a forked child: forget the parent's sockets without closing them."""
-        self._session = self._new_session()
-        self._template = self._prepare_template()
-
 
 def _redact_credentials(exc: requests.RequestException) -> None:
     """Replace the failed request that ``exc`` carries by a copy without the write key.
