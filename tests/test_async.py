@@ -391,3 +391,22 @@ def test_async_methods_work_without_httpx() -> None:
     assert report == {"httpx": False, "flushed": True, "batch": 1, "empty_ok": True,
                       "closed": True, "stored": 31}
 
+
+
+def test_asend_honours_the_workers_retry_after_hold(make_client: Make,
+                                                    dataplane: DevServer) -> None:
+    """A Retry-After the workers read holds back an asyncio batch send too: one hold per
+    client, whichever path reads it."""
+    dataplane.fail_next(1, status=429, retry_after="2")
+    client = make_client()
+    client.track(user_id="u", event="From Worker")
+    assert dataplane.wait_for_requests(1, timeout=10)
+    batch = client.batch()
+    batch.track(user_id="u", event="From Loop")
+    result = asyncio.run(client.asend(batch))
+    assert result.ok
+    records = dataplane.requests()
+    first = records[0].received_at
+    loop_sent = [r.received_at for r in records[1:]
+                 if b"From Loop" in (r.body or b"")]
+    assert loop_sent and loop_sent[0] >= first + 2.0 - 0.05

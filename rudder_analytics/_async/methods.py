@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Protocol, cast
 
 from .._core.batching import BodyBudget, chunk_messages
-from .._core.delivery import Delivery, Hold
+from .._core.delivery import Delivery, HoldLike
 from .._core.outcomes import DeliveryReport
 from .._core.policy import RetryPolicy
 from .._sink import StatsSink
@@ -132,12 +132,10 @@ class AsyncMethods:
                 raise error
         return result
 
-    def _loop_hold(self) -> Hold:
-        """The ``Retry-After`` hold shared by this client's asyncio sends."""
-        hold: Optional[Hold] = self.__dict__.get("_async_hold")
-        if hold is None:
-            hold = self.__dict__.setdefault("_async_hold", Hold())
-        return hold
+    def _loop_hold(self) -> HoldLike:
+        """The client's one ``Retry-After`` hold, shared with its workers and sync sends
+        (its lock is held for a comparison only: it never blocks the loop)."""
+        return cast(_Host, self)._pool.gate
 
 
 async def _flush_on_workers(host: _Host, deadline: float) -> bool:
@@ -148,7 +146,7 @@ async def _flush_on_workers(host: _Host, deadline: float) -> bool:
     return await wait_flushed(pool, deadline)
 
 
-async def _send_on_loop(host: _Host, messages: list[bytes], hold: Hold) -> DeliveryReport:
+async def _send_on_loop(host: _Host, messages: list[bytes], hold: HoldLike) -> DeliveryReport:
     config = host.config
     chunks = chunk_messages(messages, BodyBudget.for_batch(config.max_request_bytes))
     result = DeliveryReport()
