@@ -31,6 +31,10 @@ __all__ = ["WorkerPool"]
 
 logger = logging.getLogger("rudder_analytics")
 
+ABORT_GRACE = 0.2
+"""Seconds past a stop's deadline for workers to leave a cut-short retry wait. Measured
+from the deadline, not per client, so that an exit shared by many clients stays bounded."""
+
 
 class WorkerPool:
     """The consumer threads of one client, and the flush and stop protocol."""
@@ -269,8 +273,8 @@ class WorkerPool:
         if any(t.is_alive() for t in others):
             self.abort.set()  # cut retry waits short; the in-flight batch is dropped
             self._buffer.wake.set()
-            for thread in others:
-                thread.join(0.2)
+            for thread in others:  # a moment to end retry waits; shared by every client
+                thread.join(max(0.0, deadline + ABORT_GRACE - time.monotonic()))
         leftover = self._buffer.drain()
         if leftover:
             self._stats.add_dropped(

@@ -57,7 +57,7 @@ def test_exit_of_five_clients_shares_one_deadline(blackhole: str) -> None:
     exited = time.monotonic()  # CLOCK_MONOTONIC is system-wide: comparable across processes
     assert result.returncode == 0, result.stderr
     main_done = last_json_line(result.stdout)["main_done"]
-    assert exited - main_done <= 2.0 + 1.0 + 0.5, exited - main_done
+    assert exited - main_done <= 2.0 + 1.0, exited - main_done  # largest timeout + 1 s
     assert result.stderr.count("not delivered at exit") == 5
 
 
