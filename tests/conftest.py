@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -46,3 +47,13 @@ def make_client(dataplane: DevServer) -> Iterator[Callable[..., Client]]:
     yield make
     for client in clients:
         client.shutdown(timeout=2.0)
+
+
+@pytest.fixture
+def blackhole() -> Iterator[str]:
+    """A URL whose port accepts TCP connections (kernel backlog) but never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -219,3 +220,12 @@ def last_json_line(output: str) -> Any:
         if line.startswith("{"):
             return json.loads(line)
     raise AssertionError(f"no JSON report in output:\n{output[-2000:]}")
+
+
+def refused_url() -> str:
+    """A loopback URL where nothing listens (connection refused)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}"

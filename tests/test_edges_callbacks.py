@@ -7,34 +7,16 @@ rudder_analytics/callbacks.py). Waits are on events with deadlines, never bare s
 from __future__ import annotations
 
 import gc
-import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from rudder_analytics import Client, DeliveryError
 from rudder_analytics.devserver import DevServer
-from tests.helpers_reliability import WRITE_KEY, make_client, run_script, wait_until
-
-
-@pytest.fixture
-def server() -> Iterator[DevServer]:
-    """A local data plane for one test."""
-    with DevServer(write_keys=(WRITE_KEY,)) as srv:
-        yield srv
-
-
-def _refused_url() -> str:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
-
+from tests.helpers_reliability import make_client, refused_url, run_script, wait_until
 
 ON_DROP_SHUTS_DOWN = """
 import sys, time
@@ -56,14 +38,14 @@ def test_on_drop_calling_shutdown_does_not_hang_the_exit() -> None:
     """on_drop calling shutdown() and track() while the exit hook shuts down: the process
     still exits within shutdown_timeout plus a second (it used to hang forever)."""
     started = time.monotonic()
-    result = run_script(ON_DROP_SHUTS_DOWN, _refused_url(), timeout=30)
+    result = run_script(ON_DROP_SHUTS_DOWN, refused_url(), timeout=30)
     assert result.returncode == 0, result.stderr
     assert "main done" in result.stdout
     assert time.monotonic() - started < 1.0 + 1.0 + 8.0  # interpreter start-up is the rest
     assert "not delivered at exit" in result.stderr
 
 
-def test_flush_from_on_drop_does_not_block_track(server: DevServer) -> None:
+def test_flush_from_on_drop_does_not_block_track(dataplane: DevServer) -> None:
     """on_drop(queue_full) runs off the caller's thread: its flush() waits, track() does not."""
     entered, finished = threading.Event(), threading.Event()
     holder: dict[str, Client] = {}
@@ -73,8 +55,8 @@ def test_flush_from_on_drop_does_not_block_track(server: DevServer) -> None:
         holder["client"].flush(timeout=10)
         finished.set()
 
-    server.hang_next(1, seconds=3)
-    client = make_client(server.url, max_queue_size=2, upload_size=1, on_drop=on_drop,
+    dataplane.hang_next(1, seconds=3)
+    client = make_client(dataplane.url, max_queue_size=2, upload_size=1, on_drop=on_drop,
                          timeout=5.0)
     holder["client"] = client
     try:
@@ -89,7 +71,7 @@ def test_flush_from_on_drop_does_not_block_track(server: DevServer) -> None:
 
 @pytest.mark.parametrize("exc_type", [SystemExit, KeyboardInterrupt, RuntimeError])
 def test_a_callback_raising_base_exception_kills_no_worker(
-    server: DevServer, exc_type: type[BaseException]
+    dataplane: DevServer, exc_type: type[BaseException]
 ) -> None:
     """on_error raising SystemExit or KeyboardInterrupt (or anything): later events are
     delivered and the client's worker is still alive."""
@@ -99,9 +81,9 @@ def test_a_callback_raising_base_exception_kills_no_worker(
         calls.append(type(error).__name__)
         raise exc_type("from on_error")
 
-    client = make_client(server.url, on_error=on_error, upload_size=5)
+    client = make_client(dataplane.url, on_error=on_error, upload_size=5)
     try:
-        server.fail_next(1, status=400)
+        dataplane.fail_next(1, status=400)
         for i in range(5):
             client.track("u", "Rejected", {"i": i})
         assert client.flush(timeout=10) is False
@@ -109,14 +91,14 @@ def test_a_callback_raising_base_exception_kills_no_worker(
         for i in range(20):
             client.track("u", "Later", {"i": i})
         assert client.flush(timeout=10)
-        assert server.count(event="Later") == 20
+        assert dataplane.count(event="Later") == 20
         workers = [t for t in threading.enumerate() if t.name.startswith("rudder-analytics-worker")]
         assert workers and all(t.is_alive() for t in workers)
     finally:
         client.shutdown(timeout=5)
 
 
-def test_on_drop_calling_track_on_a_full_queue_does_not_loop(server: DevServer) -> None:
+def test_on_drop_calling_track_on_a_full_queue_does_not_loop(dataplane: DevServer) -> None:
     """on_drop that tracks again while the queue is full: its own drops are counted but
     not handed back to on_drop, so the calls stop (no recursion, no endless ping-pong)."""
     calls = 0
@@ -127,8 +109,8 @@ def test_on_drop_calling_track_on_a_full_queue_does_not_loop(server: DevServer) 
         calls += 1
         holder["client"].track("u", "From on_drop")
 
-    server.hang_next(1, seconds=2)
-    client = make_client(server.url, max_queue_size=1, upload_size=1, on_drop=on_drop,
+    dataplane.hang_next(1, seconds=2)
+    client = make_client(dataplane.url, max_queue_size=1, upload_size=1, on_drop=on_drop,
                          timeout=5.0)
     holder["client"] = client
     try:
@@ -153,18 +135,18 @@ class _Owner:
         self.errors.append(error)
 
 
-def test_dropped_owners_with_bound_method_callbacks_are_collected(server: DevServer) -> None:
+def test_dropped_owners_with_bound_method_callbacks_are_collected(dataplane: DevServer) -> None:
     """100 owners whose client's on_error is a bound method, dropped without shutdown():
     owners and clients are collected, their events delivered, their threads gone."""
     before = {t.ident for t in threading.enumerate()}
-    owners = [_Owner(server.url) for _ in range(100)]
+    owners = [_Owner(dataplane.url) for _ in range(100)]
     refs = [weakref.ref(o) for o in owners]
     clients = [weakref.ref(o.client) for o in owners]
     del owners
     gc.collect()
     assert all(r() is None for r in refs)
     assert all(c() is None for c in clients)
-    assert server.wait_for_events(100, timeout=20)
+    assert dataplane.wait_for_events(100, timeout=20)
 
     def sdk_threads() -> list[threading.Thread]:
         return [t for t in threading.enumerate()
@@ -181,7 +163,7 @@ def test_not_delivered_counts_each_event_once_with_a_slow_on_error() -> None:
     def on_error(error: Any, batch: Any) -> None:
         release.wait(3)
 
-    client = make_client(_refused_url(), on_error=on_error, upload_size=10, thread=2,
+    client = make_client(refused_url(), on_error=on_error, upload_size=10, thread=2,
                          retry_base_delay=0.05, retry_max_delay=0.1)
     for i in range(50):
         client.track("u", "E", {"i": i})
@@ -191,7 +173,7 @@ def test_not_delivered_counts_each_event_once_with_a_slow_on_error() -> None:
     assert client.stats()["delivered"] == 0
 
 
-def test_callbacks_run_before_flush_returns(server: DevServer) -> None:
+def test_callbacks_run_before_flush_returns(dataplane: DevServer) -> None:
     """flush() returns after the callbacks for what it delivered have run."""
     seen: list[int] = []
 
@@ -199,9 +181,9 @@ def test_callbacks_run_before_flush_returns(server: DevServer) -> None:
         time.sleep(0.2)  # a slow callback: flush must still wait for it
         seen.append(len(batch))
 
-    client = make_client(server.url, on_error=on_error, upload_size=10)
+    client = make_client(dataplane.url, on_error=on_error, upload_size=10)
     try:
-        server.fail_next(1, status=400)
+        dataplane.fail_next(1, status=400)
         for i in range(10):
             client.track("u", "E", {"i": i})
         assert client.flush(timeout=10) is False

@@ -7,36 +7,17 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from rudder_analytics.devserver import DevServer
-from tests.helpers_reliability import REPO, WRITE_KEY, last_json_line, run_script
+from tests.helpers_reliability import REPO, last_json_line, run_script
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-@pytest.fixture
-def server() -> Iterator[DevServer]:
-    """A local data plane for one test."""
-    with DevServer(write_keys=(WRITE_KEY,)) as srv:
-        yield srv
-
-
-@pytest.fixture
-def blackhole() -> Iterator[str]:
-    """A URL whose port accepts connections (kernel backlog) but never answers."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
 
 
 FIVE_CLIENTS_DOWN = """
@@ -101,16 +82,16 @@ def _run_until(code: str, *args: str, line: str, then: signal.Signals,
     return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen) + stdout, stderr)
 
 
-def test_ctrl_c_during_shutdown_leaves_the_queue_to_the_exit_hook(server: DevServer) -> None:
+def test_ctrl_c_during_shutdown_leaves_the_queue_to_the_exit_hook(dataplane: DevServer) -> None:
     """Ctrl-C while shutdown(30) waits on a slow data plane: the exit hook still delivers
     what was queued (it used to be lost: the client had already left the exit hook)."""
-    server.hang_next(1, seconds=2)
-    result = _run_until(INTERRUPTED_SHUTDOWN, server.url, line="shutting down",
+    dataplane.hang_next(1, seconds=2)
+    result = _run_until(INTERRUPTED_SHUTDOWN, dataplane.url, line="shutting down",
                         then=signal.SIGINT)
     assert "interrupted" in result.stdout, result.stderr
     assert result.returncode == 0, result.stderr
-    assert server.wait_for_events(1000, timeout=10)
-    assert server.count(event="Interrupted") >= 1000
+    assert dataplane.wait_for_events(1000, timeout=10)
+    assert dataplane.count(event="Interrupted") >= 1000
 
 
 COLLECTED_CLIENT_DOWN = """
@@ -146,9 +127,9 @@ print(json.dumps({"queued": client.stats()["queue_depth"]}), flush=True)
 """
 
 
-def test_exit_hook_delivers_with_a_reentrant_callback(server: DevServer) -> None:
+def test_exit_hook_delivers_with_a_reentrant_callback(dataplane: DevServer) -> None:
     """A client whose on_error calls flush() is still delivered by the exit hook."""
-    server.fail_next(1, status=503)
-    result = run_script(CALLBACK_SHUTDOWN_AT_EXIT, server.url, timeout=30)
+    dataplane.fail_next(1, status=503)
+    result = run_script(CALLBACK_SHUTDOWN_AT_EXIT, dataplane.url, timeout=30)
     assert result.returncode == 0, result.stderr
-    assert server.count(event="AtExit") == 500, result.stderr
+    assert dataplane.count(event="AtExit") == 500, result.stderr

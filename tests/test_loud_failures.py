@@ -9,34 +9,23 @@ import io
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from rudder_analytics import Client, ConfigurationError
 from rudder_analytics.config import Config
 from rudder_analytics.devserver import DevServer
-from tests.helpers_reliability import REPO, WRITE_KEY, last_json_line, make_client, run_script
-
-
-@pytest.fixture
-def server() -> Iterator[DevServer]:
-    """A local data plane for one test."""
-    with DevServer(write_keys=(WRITE_KEY,)) as srv:
-        yield srv
-
-
-def _refused_url() -> str:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
+from tests.helpers_reliability import (
+    REPO,
+    last_json_line,
+    make_client,
+    refused_url,
+    run_script,
+)
 
 
 def _sdk_lines(stderr: str) -> list[str]:
@@ -54,16 +43,16 @@ print(rudder_analytics.flush())
 """
 
 
-def test_a_wrong_write_key_is_one_line_on_stderr(server: DevServer) -> None:
+def test_a_wrong_write_key_is_one_line_on_stderr(dataplane: DevServer) -> None:
     """No logging configured, a wrong write key: one stderr line naming the 401 and the
     URL with the count, never one per event; flush() says False."""
-    result = run_script(WRONG_KEY, server.url, timeout=60)
+    result = run_script(WRONG_KEY, dataplane.url, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     lines = _sdk_lines(result.stderr)
     assert lines, result.stderr
     assert len(lines) <= 3, lines  # a line per cause, not per event or per batch
-    assert any("401" in line and server.url in line for line in lines), lines
+    assert any("401" in line and dataplane.url in line for line in lines), lines
     counted = sum(int(m.group(1).replace(",", ""))
                   for m in (re.search(r"([\d,]+) event\(s\) dropped", line) for line in lines)
                   if m)
@@ -84,7 +73,7 @@ rudder_analytics.flush(timeout=60)
 def test_the_first_failure_is_said_when_it_happens() -> None:
     """A refused port: the line naming it appears while the SDK is still retrying, long
     before the last retry (the process is still running when it is read)."""
-    url = _refused_url()
+    url = refused_url()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUDDER_")}
     env["PYTHONUNBUFFERED"] = "1"
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(REFUSED_PORT), url],
@@ -114,11 +103,11 @@ print(json.dumps({"flush": first, "stats": client.stats()}))
 """
 
 
-def test_queue_full_totals_are_never_hidden(server: DevServer) -> None:
+def test_queue_full_totals_are_never_hidden(dataplane: DevServer) -> None:
     """A backfill that overflows the queue: the stderr lines add up to every queue_full
     drop (not "1 queue_full" for thousands), and flush() returned False."""
-    server.hang_next(100, seconds=2)
-    result = run_script(BACKFILL, server.url, timeout=60)
+    dataplane.hang_next(100, seconds=2)
+    result = run_script(BACKFILL, dataplane.url, timeout=60)
     assert result.returncode == 0, result.stderr
     report = last_json_line(result.stdout)
     assert report["flush"] is False
@@ -130,11 +119,11 @@ def test_queue_full_totals_are_never_hidden(server: DevServer) -> None:
     assert said == dropped, result.stderr
 
 
-def test_flush_is_false_after_any_drop_then_true_again(server: DevServer) -> None:
+def test_flush_is_false_after_any_drop_then_true_again(dataplane: DevServer) -> None:
     """flush() is True only if nothing tracked since the previous flush was dropped,
     queue_full included; the next flush after a clean stretch is True again."""
-    server.hang_next(1, seconds=1)
-    client = make_client(server.url, max_queue_size=5, upload_size=1, timeout=5.0)
+    dataplane.hang_next(1, seconds=1)
+    client = make_client(dataplane.url, max_queue_size=5, upload_size=1, timeout=5.0)
     try:
         results = [client.track("u", "E", {"i": i})[0] for i in range(50)]
         assert not all(results)
@@ -150,7 +139,7 @@ def test_flush_without_a_timeout_is_bounded() -> None:
     """flush() with no timeout waits at most flush_timeout (30 s by default), not the
     600 s retry deadline."""
     assert Config.flush_timeout == 30.0
-    client = make_client(_refused_url(), flush_timeout=1.0, retry_base_delay=0.2)
+    client = make_client(refused_url(), flush_timeout=1.0, retry_base_delay=0.2)
     try:
         client.track("u", "E")
         started = time.monotonic()
@@ -196,7 +185,7 @@ def test_with_logging_configured_lines_go_to_the_logger_only(
     sdk_logger = logging.getLogger("rudder_analytics")
     sdk_logger.addHandler(handler)
     try:
-        client = make_client(_refused_url(), max_retries=0)
+        client = make_client(refused_url(), max_retries=0)
         client.track("u", "E")
         assert client.flush(timeout=5) is False
         client.shutdown(timeout=1)
@@ -206,20 +195,20 @@ def test_with_logging_configured_lines_go_to_the_logger_only(
     assert "rudder_analytics: " not in capsys.readouterr().err
 
 
-def test_no_line_when_nothing_is_lost(server: DevServer) -> None:
+def test_no_line_when_nothing_is_lost(dataplane: DevServer) -> None:
     """A healthy run prints nothing on stderr."""
     result = run_script(BACKFILL.replace("max_queue_size=100", "max_queue_size=100_000"),
-                        server.url, timeout=60)
+                        dataplane.url, timeout=60)
     assert result.returncode == 0, result.stderr
     assert _sdk_lines(result.stderr) == [], result.stderr
 
 
-def test_a_call_that_raised_does_not_make_flush_false(server: DevServer) -> None:
+def test_a_call_that_raised_does_not_make_flush_false(dataplane: DevServer) -> None:
     """A call that raised ValidationError was never accepted and its caller knows: the
     next flush() is still True (only silent drops make it False)."""
     from rudder_analytics import ValidationError
 
-    client = make_client(server.url)
+    client = make_client(dataplane.url)
     try:
         with pytest.raises(ValidationError):
             client.track(event="No Id")

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from rudder_analytics.devserver import DevServer
-from tests.helpers_reliability import REPO, last_json_line, run_script
+from tests.helpers_reliability import REPO, last_json_line, refused_url, run_script
 
 WRITE_KEY = "test-write-key"
 
@@ -33,25 +33,6 @@ def server() -> Iterator[DevServer]:
     """A local data plane for one test."""
     with DevServer(write_keys=(WRITE_KEY,)) as srv:
         yield srv
-
-
-@pytest.fixture
-def blackhole() -> Iterator[str]:
-    """A URL whose port accepts TCP connections (kernel backlog) but never answers."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
-
-
-def _refused_url() -> str:
-    """A loopback URL where nothing listens (connection refused)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
 
 
 # --- interpreter exit ----------------------------------------------------------------------
@@ -163,7 +144,7 @@ def test_exit_with_data_plane_down_is_bounded_and_reports_the_loss(
     shutdown_timeout + 1 s and reports that the 1,500 queued events were not delivered."""
     shutdown_timeout = 2.0
     if outage == "refused":
-        url = _refused_url()
+        url = refused_url()
     elif outage == "blackhole":
         url = blackhole
     else:
@@ -420,7 +401,7 @@ def test_memory_stays_bounded_during_a_long_outage() -> None:
     plus 12 MiB, and every dropped event is counted by reason."""
     bound = 8 * 1024 * 1024
     offered = 150_000  # ~500 bytes each: ~75 MB offered against an 8 MiB queue
-    result = run_script(MEMORY_DURING_OUTAGE, _refused_url(), str(bound), str(offered),
+    result = run_script(MEMORY_DURING_OUTAGE, refused_url(), str(bound), str(offered),
                         timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     report = last_json_line(result.stdout)
