@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 from typing import Any
 
-from .config import Config
+from .config import PEER_HINTS, Config
 from .exceptions import ConfigurationError
 
 __all__ = ["PEER_HINTS", "SETTINGS", "SETTING_SET", "URL_ALIASES", "initial_value",
@@ -23,14 +23,6 @@ SETTING_SET = frozenset(SETTINGS)
 _INITIAL: dict[str, Any] = {"debug": False, "send": True, "sync_mode": False}
 """Settings whose module default is the peers' bool rather than None ("the default")."""
 
-PEER_HINTS = {
-    "flush_at": "upload_size",
-    "flush_interval": "upload_interval",
-    "max_total_backoff_duration": "retry_deadline",
-    "max_rate_limit_duration": "retry_deadline",
-    "log_handler": "logging.getLogger('rudder_analytics').addHandler(handler)",
-}
-"""Options of rudder-sdk-python 1.x or analytics-python, and what to use instead."""
 
 
 def initial_value(name: str) -> Any:

@@ -22,6 +22,15 @@ __all__ = ["DEFAULT_DATA_PLANE_URL", "ENV_DATA_PLANE_URL", "ENV_WRITE_KEY", "Con
 
 logger = logging.getLogger("rudder_analytics")
 
+PEER_HINTS = {
+    "flush_at": "upload_size",
+    "flush_interval": "upload_interval",
+    "max_total_backoff_duration": "retry_deadline",
+    "max_rate_limit_duration": "retry_deadline",
+    "log_handler": "logging.getLogger('rudder_analytics').addHandler(handler)",
+}
+"""Options of rudder-sdk-python 1.x or analytics-python, and what to use instead."""
+
 ENV_WRITE_KEY = "RUDDER_WRITE_KEY"
 ENV_DATA_PLANE_URL = "RUDDER_DATA_PLANE_URL"
 DEFAULT_DATA_PLANE_URL = "https://hosted.rudderlabs.com"
@@ -34,6 +43,14 @@ DropCallback = Callable[[str, list[dict[str, Any]]], Any]
 BeforeSend = Callable[[dict[str, Any]], Optional[dict[str, Any]]]
 
 _warned_plain_http: set[str] = set()
+
+
+def _hint(name: str, names: set[str]) -> str:
+    """What to use instead of the unknown option ``name``: a peer's, or the nearest name."""
+    if name in PEER_HINTS:
+        return f"; use {PEER_HINTS[name]} instead"
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _is_loopback(host: str) -> bool:
@@ -136,9 +153,7 @@ class Config:
         names = {f.name for f in dataclasses.fields(cls)}
         for name in options:
             if name not in names:
-                close = difflib.get_close_matches(name, sorted(names), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigurationError(f"unknown option {name!r}{hint}")
+                raise ConfigurationError(f"unknown option {name!r}{_hint(name, names)}")
         if write_key is None:
             write_key = os.environ.get(ENV_WRITE_KEY)
         if data_plane_url is None:

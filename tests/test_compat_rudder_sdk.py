@@ -203,3 +203,9 @@ def test_patched_client_class_builds_the_default() -> None:
         rudder_analytics.track("userId", "python module event")
     assert factory.call_args.args[0] == WRITE_KEY
     assert created.track.call_args.args[:2] == ("userId", "python module event")
+
+
+def test_a_1x_option_given_to_the_client_names_what_to_use() -> None:
+    """Client(flush_at=...) (rudder-sdk-python 1.x) is refused with the option to use."""
+    with pytest.raises(ConfigurationError, match="use upload_size instead"):
+        Client("k", "http://127.0.0.1:1", flush_at=10)
