@@ -31,7 +31,8 @@ app = Celery("examples", broker=os.environ.get("CELERY_BROKER_URL", "filesystem:
 if app.conf.broker_url == "filesystem://":
     folder = os.path.join(tempfile.gettempdir(), "rudder-celery-example")
     os.makedirs(folder, exist_ok=True)
-    app.conf.broker_transport_options = {"data_folder_in": folder, "data_folder_out": folder}
+    app.conf.broker_transport_options = {"data_folder_in": folder, "data_folder_out": folder,
+                                         "control_folder": os.path.join(folder, "control")}
 rudder_celery.install()  # the module-level client delivers before each process exits
 
 

@@ -60,7 +60,8 @@ CONF_MODULE = textwrap.dedent('''
         app.conf.update(
             broker_url="filesystem://",
             broker_transport_options={"data_folder_in": queue, "data_folder_out": queue,
-                                      "store_processed": False, "polling_interval": 0.05},
+                                      "store_processed": False, "polling_interval": 0.05,
+                                      "control_folder": os.path.join(base, "control")},
             result_backend="file://" + os.path.join(base, "results"),
             worker_enable_remote_control=False,
             broker_connection_retry_on_startup=True,
