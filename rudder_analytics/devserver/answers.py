@@ -89,4 +89,4 @@ class ProtocolError(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key
-        self.status = _STATUS[key]
+        self.status: int = _STATUS[key]

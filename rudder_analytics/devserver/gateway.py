@@ -52,23 +52,25 @@ class Gateway:
         request_log_size: int,
         request_log_bytes: int,
     ) -> None:
-        self.write_keys = tuple(write_keys)
-        self.disabled_write_keys = tuple(disabled_write_keys)
+        self.write_keys: Tuple[str, ...] = tuple(write_keys)
+        self.disabled_write_keys: Tuple[str, ...] = tuple(disabled_write_keys)
         self.max_request_bytes = max_request_bytes
         self.legacy_bodies = legacy_bodies
-        self.limiter = (
+        self.limiter: Optional[RateLimiter] = (
             RateLimiter(int(rate_limit[0]), float(rate_limit[1])) if rate_limit else None
         )
-        self.log = RequestLog(request_log_size, request_log_bytes)
-        self.console = ConsolePrinter(console, console_stream) if console else None
-        self.store = EventStore(db)
-        self.faults = FaultPlan()
-        self.feed = LiveFeed()
-        self.ok_body = message("ok", legacy_bodies).encode()
-        self.health_body = b""
-        self.stopping = threading.Event()
+        self.log: RequestLog = RequestLog(request_log_size, request_log_bytes)
+        self.console: Optional[ConsolePrinter] = (
+            ConsolePrinter(console, console_stream) if console else None
+        )
+        self.store: EventStore = EventStore(db)
+        self.faults: FaultPlan = FaultPlan()
+        self.feed: LiveFeed = LiveFeed()
+        self.ok_body: bytes = message("ok", legacy_bodies).encode()
+        self.health_body: bytes = b""
+        self.stopping: threading.Event = threading.Event()
         #: Tells a page that reconnects whether it still talks to the same server.
-        self.instance = uuid.uuid4().hex
+        self.instance: str = uuid.uuid4().hex
         self._enabled = frozenset(self.write_keys)
         self._disabled = frozenset(self.disabled_write_keys)
         self._max_inflight = max_concurrent_requests

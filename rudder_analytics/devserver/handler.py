@@ -15,7 +15,7 @@ import socket
 import struct
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, ClassVar, List, Optional, Sequence, Tuple, cast
 
 from . import routes
 from .faults import Fault
@@ -26,7 +26,7 @@ from .wire import DISCARD_LIMIT, TEXT, http_date, read_body, reason_phrase
 
 __all__ = ["Handler", "Server"]
 
-logger = logging.getLogger("rudder_analytics.devserver")
+logger: logging.Logger = logging.getLogger("rudder_analytics.devserver")
 
 _CORS_METHODS = ("GET", "POST", "HEAD")
 
@@ -43,7 +43,7 @@ class Server(ThreadingHTTPServer):
 
     def __init__(self, address: Tuple[str, int], gateway: Gateway, control: Any) -> None:
         if ":" in address[0]:
-            self.address_family = socket.AF_INET6
+            self.address_family: int = socket.AF_INET6
         self.gateway = gateway
         self.control = control
         super().__init__(address, Handler)
@@ -74,8 +74,11 @@ class Handler(BaseHTTPRequestHandler):
     reason: str
     #: True once the refusal of ``record`` was reported.
     reported: bool
+    #: True when the connection closes after this answer (``http.server``'s own flag).
+    close_connection: bool
 
     def setup(self) -> None:
+        """Take the gateway from the server and register the connection (refused: closed)."""
         super().setup()
         server = cast(Server, self.server)
         self.gateway = server.gateway
@@ -87,6 +90,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
     def finish(self) -> None:
+        """Flush and close the connection's files, then unregister it from the gateway."""
         try:
             super().finish()
         finally:
@@ -98,9 +102,15 @@ class Handler(BaseHTTPRequestHandler):
     # Every method goes through one dispatcher, so unknown routes and wrong methods are
     # answered like chi answers them (404 / 405) rather than with http.server's 501.
     def do_GET(self) -> None:
+        """Answer a request of any method: :func:`routes.dispatch` routes it."""
         routes.dispatch(self)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+    do_POST: ClassVar[Callable[[Handler], None]] = do_GET
+    do_PUT: ClassVar[Callable[[Handler], None]] = do_GET
+    do_DELETE: ClassVar[Callable[[Handler], None]] = do_GET
+    do_PATCH: ClassVar[Callable[[Handler], None]] = do_GET
+    do_HEAD: ClassVar[Callable[[Handler], None]] = do_GET
+    do_OPTIONS: ClassVar[Callable[[Handler], None]] = do_GET
 
     def begin(self, record: Optional[RequestRecord]) -> None:
         """Start answering a new request on this connection."""

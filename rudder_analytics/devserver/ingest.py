@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["ingest"]
 
-logger = logging.getLogger("rudder_analytics.devserver")
+logger: logging.Logger = logging.getLogger("rudder_analytics.devserver")
 
 
 def ingest(h: Handler, req_type: str) -> None:

@@ -146,7 +146,7 @@ class RateLimiter:
         if limit <= 0 or window <= 0:
             raise ValueError("rate limit needs a positive event count and window")
         self.limit = limit
-        self.window = float(window)
+        self.window: float = float(window)
         self._interval = self.window / limit
         self._clock = clock
         self._tat = 0.0

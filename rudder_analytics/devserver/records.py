@@ -33,6 +33,7 @@ class Headers(Dict[str, str]):
         return self._lower[name.lower()]
 
     def get(self, name: str, default: Any = None) -> Any:
+        """The first value sent under ``name`` (any case), or ``default``."""
         return self._lower.get(name.lower(), default)
 
     def __contains__(self, name: object) -> bool:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["dispatch"]
 
-logger = logging.getLogger("rudder_analytics.devserver")
+logger: logging.Logger = logging.getLogger("rudder_analytics.devserver")
 
 # A control request's body may be a large fault plan, but not unbounded.
 _CONTROL_BODY_LIMIT = 16 * 1024 * 1024

@@ -32,7 +32,7 @@ __all__ = [
     "is_loopback",
 ]
 
-logger = logging.getLogger("rudder_analytics.devserver")
+logger: logging.Logger = logging.getLogger("rudder_analytics.devserver")
 
 DEFAULT_WRITE_KEY = "test-write-key"
 
@@ -81,12 +81,12 @@ class DevServer:
         if max_concurrent_requests is not None and max_concurrent_requests < 1:
             raise ValueError("max_concurrent_requests must be at least 1")
         self.max_request_bytes = max_request_bytes
-        self.legacy_bodies = bool(legacy_bodies)
+        self.legacy_bodies: bool = bool(legacy_bodies)
         self.rate_limit = rate_limit
         self.max_concurrent_requests = max_concurrent_requests
         self.host = host
         self._requested_port = int(port)
-        self.db = os.fspath(db) if db is not None else None
+        self.db: Optional[str] = os.fspath(db) if db is not None else None
         self._gateway = Gateway(
             write_keys=self.write_keys,
             disabled_write_keys=self.disabled_write_keys,
