@@ -175,6 +175,7 @@ class SdkLog(logging.Handler):
         self.sink: Callable[[str], None] = _to_stderr
 
     def emit(self, record: logging.LogRecord) -> None:
+        """Format ``record`` and pass it to ``sink``; a failing sink never raises here."""
         try:
             self.sink(self.format(record))
         except Exception:  # a broken terminal must not break delivery

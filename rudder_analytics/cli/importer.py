@@ -74,6 +74,7 @@ class Rejects:
                 raise UsageError(f"cannot write {path}: {exc.strerror}") from None
 
     def write(self, number: int, reason: str, raw: bytes) -> None:
+        """Record skipped line ``number`` (a no-op without ``--rejects``)."""
         if self._handle is None:
             return
         text = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -81,6 +82,7 @@ class Rejects:
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
+        """Close the rejects file, if one was opened."""
         if self._handle is not None:
             self._handle.close()
 
@@ -122,18 +124,25 @@ def _decode(text: str) -> Any:
 class Import:
     """One run of the command; each stage is a method."""
 
+    stream: IO[bytes]
+    """The input (set by :meth:`open`)."""
+    opened: bool
+    """Whether :meth:`open` opened ``stream`` (and :meth:`close` must close it)."""
+    progress: Progress
+    """The display on stderr (set by :meth:`open`)."""
+
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.client: Any = None
-        self.tally = Tally()
-        self.started = time.monotonic()
+        self.tally: Tally = Tally()
+        self.started: float = time.monotonic()
         self.stopped: Optional[str] = None
         """Why reading stopped early (None: it did not)."""
-        self.unanswered = 0
+        self.unanswered: int = 0
         """Messages in requests still under way when the summary was taken."""
-        self.batch = Batch()
+        self.batch: Batch = Batch()
         self.libraries: Dict[int, Any] = {}
-        self.rejects = Rejects(None)
+        self.rejects: Rejects = Rejects(None)
         self.senders: Optional[Senders] = None
         self.notices: Optional[WaitNotices] = None
 
@@ -207,6 +216,7 @@ class Import:
             self.tally.valid += 1
 
     def skip(self, number: int, reason: str, raw: bytes) -> None:
+        """Count, report and write to ``--rejects`` line ``number``, which is not sent."""
         with self.tally.lock:
             self.tally.skipped += 1
         self.progress.write(f"line {number}: skipped: {reason}")
@@ -300,6 +310,7 @@ class Import:
         return counts
 
     def summary_line(self, c: Dict[str, float]) -> str:
+        """The summary's one line on stdout, from :meth:`counts`."""
         if self.args.dry_run:
             return (f"import (dry run): {c['valid']:,.0f} valid, {c['skipped']:,.0f} skipped, "
                     f"{c['lines']:,.0f} lines in {c['elapsed']:.2f}s")

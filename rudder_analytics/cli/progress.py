@@ -23,13 +23,13 @@ class Tally:
     """Counts shared by the reader (main thread) and the senders; guarded by ``lock``."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lines = 0
-        self.valid = 0
-        self.sent = 0
-        self.failed = 0
-        self.skipped = 0
-        self.failed_in_a_row = 0
+        self.lock: threading.Lock = threading.Lock()
+        self.lines: int = 0
+        self.valid: int = 0
+        self.sent: int = 0
+        self.failed: int = 0
+        self.skipped: int = 0
+        self.failed_in_a_row: int = 0
         """Requests in a row that delivered nothing (reset by any delivery)."""
 
     def settle(self, delivered: int, failed: int) -> None:
