@@ -17,7 +17,7 @@ from .stats import Stats, cause_of
 
 __all__ = ["StatsSink"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 
 class StatsSink:

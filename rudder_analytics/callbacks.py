@@ -35,7 +35,7 @@ from .report import emit
 
 __all__ = ["MAX_PENDING", "CallbackDispatcher", "error_callback_arity"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 MAX_PENDING = 10_000
 """Messages that may wait for callbacks at once."""

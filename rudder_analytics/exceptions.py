@@ -131,7 +131,7 @@ class DeliveryError(RudderAnalyticsError):
         self.body = body
         self.exception = exception
         self.response = response
-        self.cause = cause or message
+        self.cause: str = cause or message
         """A short description of the cause, without counts: one report line per cause."""
 
 

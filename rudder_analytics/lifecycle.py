@@ -38,6 +38,8 @@ EXIT_SLACK = 1.0
 
 
 class _Managed(Protocol):
+    """What the hooks need of a client (the hooks never import the client)."""
+
     def exit_timeout(self) -> float:
         """Seconds this client may spend delivering at exit (0: it does not take part)."""
         ...
@@ -54,11 +56,19 @@ class _Managed(Protocol):
 
 
 class _Retirable(Protocol):
-    def retire(self) -> None: ...
+    """What the exit hook needs of the worker pool of a collected client."""
 
-    def finish(self, deadline: float) -> int: ...
+    def retire(self) -> None:
+        """Without blocking: deliver what is queued, then let the workers exit."""
+        ...
 
-    def done(self) -> bool: ...
+    def finish(self, deadline: float) -> int:
+        """Flush and stop by ``deadline``; return how many events were not delivered."""
+        ...
+
+    def done(self) -> bool:
+        """True when no worker runs and nothing is queued."""
+        ...
 
 
 _clients: weakref.WeakSet[_Managed] = weakref.WeakSet()

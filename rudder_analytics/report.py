@@ -26,7 +26,7 @@ from typing import Callable, Optional
 
 __all__ = ["WARNING_INTERVAL", "Reporter", "emit", "logging_configured"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 WARNING_INTERVAL = 10.0
 """Seconds between two drop summaries (a cause's first line is never delayed)."""

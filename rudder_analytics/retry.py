@@ -39,7 +39,7 @@ class RetryAfterGate:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.until = 0.0
+        self.until: float = 0.0
         """``time.monotonic()`` before which nothing may be sent."""
 
     def hold_until(self, when: float) -> None:

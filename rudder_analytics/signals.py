@@ -48,7 +48,7 @@ from .config import Config
 
 __all__ = ["install"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 JOIN_SLACK = lifecycle.EXIT_SLACK + 0.5
 """Seconds the handler waits beyond the deadline (a request being abandoned)."""

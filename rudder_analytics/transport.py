@@ -40,7 +40,7 @@ from .version import VERSION
 
 __all__ = ["USER_AGENT", "Attempt", "Transport", "attempt_timeout"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 USER_AGENT = f"rudder-analytics-python/{VERSION}"
 
@@ -240,7 +240,7 @@ class Transport:
         if config.gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._timeout = config.timeout
-        self.attempt_timeout = attempt_timeout(config.timeout)
+        self.attempt_timeout: float = attempt_timeout(config.timeout)
         """Seconds one attempt may take in all, reading the answer included."""
         self._watch = _Watch()
         self._session = self._new_session()

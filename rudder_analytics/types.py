@@ -48,6 +48,8 @@ class LibraryInfo(TypedDict):
 
 
 class _ContextRequired(TypedDict):
+    """The required keys of ``context`` (``total=False`` applies to the rest)."""
+
     library: LibraryInfo
 
 
@@ -62,6 +64,8 @@ class Context(_ContextRequired, total=False):
 
 
 class _Common(TypedDict):
+    """The keys every built message has, whatever its type."""
+
     userId: Optional[str]
     anonymousId: Optional[str]
     messageId: str
@@ -72,10 +76,14 @@ class _Common(TypedDict):
 
 
 class _CommonOptional(_Common, total=False):
+    """``timestamp``: present only when the caller gave one."""
+
     timestamp: str
 
 
 class _TrackRequired(_CommonOptional):
+    """The required keys of a ``track`` message."""
+
     type: Literal["track"]
     event: str
     properties: Dict[str, Any]
@@ -86,6 +94,8 @@ class TrackMessage(_TrackRequired, total=False):
 
 
 class _IdentifyRequired(_CommonOptional):
+    """The required keys of an ``identify`` message."""
+
     type: Literal["identify"]
     traits: Dict[str, Any]
 
@@ -95,6 +105,8 @@ class IdentifyMessage(_IdentifyRequired, total=False):
 
 
 class _PageRequired(_CommonOptional):
+    """The required keys of a ``page`` message."""
+
     type: Literal["page"]
     properties: Dict[str, Any]
 
@@ -107,6 +119,8 @@ class PageMessage(_PageRequired, total=False):
 
 
 class _ScreenRequired(_CommonOptional):
+    """The required keys of a ``screen`` message."""
+
     type: Literal["screen"]
     properties: Dict[str, Any]
 
@@ -119,6 +133,8 @@ class ScreenMessage(_ScreenRequired, total=False):
 
 
 class _GroupRequired(_CommonOptional):
+    """The required keys of a ``group`` message."""
+
     type: Literal["group"]
     groupId: str
     traits: Dict[str, Any]
@@ -129,6 +145,8 @@ class GroupMessage(_GroupRequired, total=False):
 
 
 class _AliasRequired(_CommonOptional):
+    """The required keys of an ``alias`` message."""
+
     type: Literal["alias"]
     previousId: str
 

@@ -38,7 +38,7 @@ class Deliverer:
         queued: bool = True,
     ) -> None:
         self._config = config
-        self.transport = transport or Transport(config)
+        self.transport: Transport = transport or Transport(config)
         self._gate = gate or RetryAfterGate()
         """Shared by the workers of one client: a Retry-After holds back all of them."""
         self._queued = queued

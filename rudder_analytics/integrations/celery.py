@@ -37,7 +37,7 @@ from ..client import Client
 
 __all__ = ["install", "uninstall"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 _DISPATCH_UID = "rudder_analytics.integrations.celery"
 _lock = threading.Lock()

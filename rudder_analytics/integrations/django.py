@@ -66,7 +66,7 @@ from .web import (
 
 __all__ = ["RudderAnalyticsMiddleware", "get_client", "identify", "page", "track"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 _client: Optional[Client] = None
 _client_lock = threading.Lock()

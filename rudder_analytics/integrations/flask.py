@@ -63,7 +63,7 @@ from .web import (
 
 __all__ = ["RudderAnalytics", "current", "identify", "page", "track"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 EXTENSION_KEY = "rudder_analytics"
 """Where ``init_app`` puts its state: ``app.extensions["rudder_analytics"]``."""
