@@ -22,7 +22,9 @@ __all__ = ["AsyncPoster", "run"]
 class AsyncPoster(Protocol):
     """What the driver needs of a transport."""
 
-    async def post(self, body: bytes, timeout: Optional[float] = None) -> Answer: ...
+    async def post(self, body: bytes, timeout: Optional[float] = None) -> Answer:
+        """POST one body within ``timeout`` seconds; the answer, never an exception."""
+        ...
 
 
 async def run(

@@ -24,15 +24,21 @@ POLL_MAX = 0.02
 class Dispatcher(Protocol):
     """What this module needs of :class:`~rudder_analytics.callbacks.CallbackDispatcher`."""
 
-    def wait_idle(self, deadline: float) -> bool: ...
+    def wait_idle(self, deadline: float) -> bool:
+        """Wait until every queued callback has run; False if ``deadline`` passed first."""
+        ...
 
 
 class FlushablePool(Protocol):
     """What this module needs of :class:`~rudder_analytics.worker.WorkerPool`."""
 
-    def flush(self, deadline: float) -> bool: ...
+    def flush(self, deadline: float) -> bool:
+        """Send everything queued so far; False if ``deadline`` passed first."""
+        ...
 
-    def done(self) -> bool: ...
+    def done(self) -> bool:
+        """True when no worker runs and nothing is queued."""
+        ...
 
 
 async def _poll(check: Callable[[], bool], deadline: float) -> bool:

@@ -58,7 +58,7 @@ class AsyncTransport:
         self._headers = request_headers(config.write_key, config.gzip)
         connect, read = _timeouts(config)
         timeout = config.timeout
-        self.attempt_timeout = float(sum(timeout)) if isinstance(timeout, tuple) else float(
+        self.attempt_timeout: float = float(sum(timeout)) if isinstance(timeout, tuple) else float(
             timeout)
         """Seconds one attempt may take in all (as the blocking transport bounds it)."""
         mounts = None

@@ -22,9 +22,9 @@ class BodyBudget:
     def __init__(self, max_events: int, max_body: int) -> None:
         self.max_events = max_events
         """Messages per request at most (``upload_size``; unbounded for batch blocks)."""
-        self.limit = max_body - body_overhead()
+        self.limit: int = max_body - body_overhead()
         """Bytes available to messages and their per-message overhead."""
-        self.overhead = message_overhead()
+        self.overhead: int = message_overhead()
         """What each message adds to a body beyond its own length."""
 
     @classmethod

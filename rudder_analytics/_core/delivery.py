@@ -121,16 +121,20 @@ class HoldLike(Protocol):
     """A ``Retry-After`` hold: the thread-safe ``RetryAfterGate`` has this shape too."""
 
     @property
-    def until(self) -> float: ...
+    def until(self) -> float:
+        """Monotonic time before which nothing may be sent."""
+        ...
 
-    def hold_until(self, when: float) -> None: ...
+    def hold_until(self, when: float) -> None:
+        """Extend the hold to ``when`` (never shortens it)."""
+        ...
 
 
 class Hold:
     """A ``Retry-After`` hold for senders that share one thread (or one event loop)."""
 
     def __init__(self) -> None:
-        self.until = 0.0
+        self.until: float = 0.0
         """Monotonic time before which nothing may be sent."""
 
     def hold_until(self, when: float) -> None:

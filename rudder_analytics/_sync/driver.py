@@ -27,7 +27,9 @@ _NEVER = threading.Event()
 class Poster(Protocol):
     """What the driver needs of a transport: :meth:`Transport.post`."""
 
-    def post(self, body: bytes) -> Attempt: ...
+    def post(self, body: bytes) -> Attempt:
+        """POST one body; the attempt's outcome, never an exception for network trouble."""
+        ...
 
 
 def answer_from_attempt(attempt: Attempt) -> Answer:
