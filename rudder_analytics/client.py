@@ -53,9 +53,9 @@ __all__ = ["Client"]
 
 logger = logging.getLogger("rudder_analytics")
 
-Result = tuple[bool, Message]
-"""What every event call returns: ``(success, message)``, as rudder-sdk-python does (a
-tuple whose ``await`` raises a TypeError that says why: event calls never wait)."""
+Result = CallResult
+"""What every event call returns: ``(success, message)``, as rudder-sdk-python does; a
+tuple whose ``await`` raises a TypeError saying why (event calls never wait)."""
 
 _as_result = tuple.__new__
 
@@ -260,7 +260,7 @@ class Client(AsyncMethods):
             return _as_result(CallResult, (True, message))
         return _as_result(CallResult, self._dispatch(message, data))
 
-    def _dispatch(self, message: Message, data: bytes) -> Result:
+    def _dispatch(self, message: Message, data: bytes) -> tuple[bool, Message]:
         if self._closed:
             self._stats.add_dropped(DropReason.AFTER_SHUTDOWN, 1, lambda: [message],
                                     enqueued=False)

@@ -18,7 +18,7 @@ AWAIT_MESSAGE = (
 )
 
 
-class CallResult(tuple):  # type: ignore[type-arg]
+class CallResult(tuple[bool, dict[str, Any]]):
     """``(success, message)``; a plain tuple in every way except that awaiting it raises."""
 
     __slots__ = ()
