@@ -35,7 +35,13 @@ RAW_JSON = VENVS / "last_run.json"
 
 DEFAULT_SDKS = "ours,rudder,segment,posthog"
 BASELINE = "rudder"
-PHASES = ("delivery", "burst", "memory")
+PHASES = ("delivery", "burst", "memory", "sustained", "sustained2", "block", "unbounded")
+SUSTAINED = {  # harness phase -> (driver --queue, --cpus, ours only)
+    "sustained": ("default", "", False),
+    "sustained2": ("default", "both", False),
+    "block": ("block", "", True),
+    "unbounded": ("unbounded", "", True),
+}
 CAPACITY_FACTOR = 3.0
 CAPACITY_DEPTH = 4  # requests in flight in the capacity probe
 X = "\u00d7"  # the multiplication sign, for ratios
@@ -76,6 +82,8 @@ class Figure:
         op, value = self.target
         if op == "==":
             return f"= {value:g}"
+        if op == "abs<=":
+            return f"≤ {value:g}"
         return f"{'≤' if op == '<=' else '≥'} {value:.2f}{X}"
 
     def met(self, value: float, ratio: float | None) -> bool | None:
@@ -85,6 +93,8 @@ class Figure:
         op, limit = self.target
         if op == "==":
             return value == limit
+        if op == "abs<=":
+            return value <= limit
         if ratio is None or _nan(ratio):
             return None
         return ratio <= limit if op == "<=" else ratio >= limit
@@ -118,6 +128,14 @@ def _count(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def _pct(x: float) -> str:
+    return f"{x:.2f}%"
+
+
+def _times(x: float) -> str:
+    return f"{x:.2f}{X}"
+
+
 FIGURES = [
     Figure("caller_mean_us", "caller mean per track()", "delivery", _us, ("<=", 0.12)),
     Figure("caller_p50_us", "caller p50", "delivery", _us),
@@ -128,6 +146,16 @@ FIGURES = [
     Figure("peak_rss", "peak RSS, data plane down", "memory", _mb),
     Figure("bytes_per_event", "bytes per queued event, plane down", "memory", _bytes, ("<=", 0.40)),
     Figure("dropped", "dropped in burst, defaults, healthy", "burst", _count, ("==", 0), False),
+    Figure("sustained_events_per_s", "sustained: events/s delivered, backfill loop, 1 core",
+           "sustained", _rate, (">=", 5.0)),
+    Figure("dropped_pct", "sustained: dropped, 1 core", "sustained", _pct, ("abs<=", 1.0), False),
+    Figure("sustained_events_per_s", "sustained: events/s delivered, both cores",
+           "sustained2", _rate, (">=", 5.0)),
+    Figure("dropped_pct", "sustained: dropped, both cores", "sustained2", _pct, ("abs<=", 1.0),
+           False),
+    Figure("dropped", "sustained, on_full=\"block\": dropped", "block", _count, ("==", 0), False),
+    Figure("block_time_ratio", "sustained, on_full=\"block\": total time ÷ unbounded queue's",
+           "block", _times, ("abs<=", 1.2), False),
 ]
 
 
@@ -240,11 +268,24 @@ def median(values: list[float]) -> float:
     return statistics.median(vals) if vals else math.nan
 
 
-def aggregate(runs: list[dict[str, Any]]) -> dict[str, float]:
+def spread(values: list[float]) -> str:
+    """min-max of the finite values, for the notes."""
+    vals = [v for v in values if not _nan(v)]
+    if len(vals) < 2:
+        return ""
+    return f"{min(vals):.4g}-{max(vals):.4g}"
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Median of every figure over the repetitions of one SDK."""
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
+    for r in runs:  # the block run's time relative to the unbounded queue's, same repetition
+        if "block" in r and "unbounded" in r and r["unbounded"].get("total_s"):
+            r["block"]["block_time_ratio"] = r["block"]["total_s"] / r["unbounded"]["total_s"]
     for fig in FIGURES:
-        out[fig.key] = median([r[fig.phase].get(fig.key, math.nan) for r in runs if fig.phase in r])
+        vals = [r[fig.phase].get(fig.key, math.nan) for r in runs if fig.phase in r]
+        out[fig.phase + ":" + fig.key] = median(vals)
+        out[fig.phase + ":" + fig.key + ":spread"] = spread(vals)
     for key in ("sink_busy", "rejected", "delivered"):
         out[key] = median([r["delivery"].get(key, math.nan) for r in runs if "delivery" in r])
     return out
@@ -263,23 +304,25 @@ def render(
     for fig in FIGURES:
         row = [fig.label]
         for sdk in sdks:
-            value = medians.get(sdk, {}).get(fig.key, math.nan)
+            key = fig.phase + ":" + fig.key
+            value = medians.get(sdk, {}).get(key, math.nan)
             if _nan(value):
                 row.append("n/a")
                 continue
             cell = fig.fmt(value)
             if fig.ratio and base and sdk not in (BASELINE, "null"):
-                bval = base.get(fig.key, math.nan)
+                bval = base.get(key, math.nan)
                 if not _nan(bval) and bval:
                     cell += f" ({value / bval:.2f}{X})"
             row.append(cell)
         row.append(fig.target_text())
         verdict = ""
         if fig.target and "ours" in medians:
-            value = medians["ours"].get(fig.key, math.nan)
+            key = fig.phase + ":" + fig.key
+            value = medians["ours"].get(key, math.nan)
             ratio = None
-            if base and not _nan(base.get(fig.key)) and base.get(fig.key):
-                ratio = value / base[fig.key]
+            if base and not _nan(base.get(key)) and base.get(key):
+                ratio = value / base[key]
             met = fig.met(value, ratio)
             verdict = "n/a" if met is None else ("yes" if met else "**no**")
         row.append(verdict)
@@ -301,9 +344,9 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
     )
     cap = info.get("capacity_events_per_s", math.nan)
     sdk_rates = {
-        s: m.get("e2e_events_per_s", math.nan)
+        s: m.get("delivery:e2e_events_per_s", math.nan)
         for s, m in medians.items()
-        if s != "null" and not _nan(m.get("e2e_events_per_s"))
+        if s != "null" and not _nan(m.get("delivery:e2e_events_per_s"))
     }
     if sdk_rates and not _nan(cap):
         fastest = max(sdk_rates, key=lambda s: sdk_rates[s])
@@ -326,6 +369,22 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
     out.append(
         f"- Sink event counting (marker count checked against `len(batch)` on sampled bodies): "
         f"{info['verified']} bodies parsed, {info['mismatches']} mismatches."
+    )
+    spreads = []
+    for sdk in sdks:
+        m = medians.get(sdk) or {}
+        cells = [f"{fig.label} {m[fig.phase + ':' + fig.key + ':spread']}" for fig in FIGURES
+                 if m.get(fig.phase + ":" + fig.key + ":spread")]
+        if cells:
+            spreads.append(f"{sdk}: " + "; ".join(cells))
+    if spreads:
+        out.append("- Spread over the repetitions (min-max): " + " | ".join(spreads) + ".")
+    out.append(
+        f"- Sustained load: {info['sustained_events']:,} calls, each after `json.loads` of a "
+        f"~600-byte line, each SDK's default settings (queue included); `1 core`: the driver "
+        f"pinned to cpu {info['sdk_cpu']}, `both cores`: the driver may run on either (the "
+        f"sink stays on its own). `on_full=\"block\"` runs ours with that option; its time "
+        f"is compared with ours with a queue larger than the run (`unbounded`), same repetition."
     )
     for sdk in sdks:
         m = medians.get(sdk)
@@ -365,6 +424,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=-10,
         help="nice increment for the sink and drivers (root only; 0: leave as is)",
     )
+    parser.add_argument("--sustained-events", type=int, default=1_000_000,
+                        help="calls in the sustained-load phases")
     parser.add_argument("--capacity-seconds", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=120.0, help="bound on each wait")
     parser.add_argument("--results", default=str(RESULTS_MD), help="markdown output file")
@@ -417,9 +478,20 @@ def main(argv: list[str] | None = None) -> int:
                 for phase in phases:
                     if sdk == "null" and phase != "delivery":
                         continue
+                    if phase in SUSTAINED and SUSTAINED[phase][2] and not sdk.startswith("ours"):
+                        continue
                     cmd = [str(venv_python(sdk)), str(DRIVER), "--sdk", adapter_for(sdk)]
-                    cmd += ["--phase", phase, "--port", str(sink.port), "--cpu", str(sdk_cpu)]
-                    cmd += ["--events", str(args.events), "--timeout", str(args.timeout)]
+                    events = args.events
+                    if phase in SUSTAINED:
+                        queue, cpus, _ = SUSTAINED[phase]
+                        events = args.sustained_events
+                        cmd += ["--phase", "sustained", "--queue", queue]
+                        if cpus and sink_cpu >= 0:
+                            cmd += ["--cpus", f"{sdk_cpu},{sink_cpu}"]
+                    else:
+                        cmd += ["--phase", phase]
+                    cmd += ["--port", str(sink.port), "--cpu", str(sdk_cpu)]
+                    cmd += ["--events", str(events), "--timeout", str(args.timeout)]
                     cmd += ["--nice", str(args.nice)]
                     t0 = time.monotonic()
                     res, err = run_json(cmd, phase_timeout, prefix="RESULT ")
@@ -453,6 +525,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     info: dict[str, Any] = {
         "events": args.events,
+        "sustained_events": args.sustained_events,
+        "sdk_cpu": sdk_cpu,
         "repeat": args.repeat,
         "pinning": pinning,
         "nice": args.nice,
@@ -491,6 +565,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _brief(res: dict[str, Any]) -> str:
     keys = (
+        "sustained_events_per_s",
+        "dropped_pct",
+        "total_s",
         "caller_mean_us",
         "caller_p99_us",
         "e2e_events_per_s",

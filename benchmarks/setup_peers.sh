@@ -13,10 +13,13 @@ root="$(cd "$here/.." && pwd)"
 venvs="$here/.venvs"
 python="${PYTHON:-python3}"
 
-# name -> pip arguments
+# name -> pip arguments; ";" separates pip runs. Every SDK is installed plainly, as
+# `pip install <package>` would: ours is the plain editable install (orjson comes with it
+# on CPython), ours-stdlib is ours where orjson cannot be installed (PyPy, a platform
+# without wheels): --no-deps, then the other requirements.
 declare -A spec=(
-  [ours]="-e $root[fast]"
-  [ours-stdlib]="-e $root"
+  [ours]="-e $root"
+  [ours-stdlib]="--no-deps -e $root;requests>=2.25 backoff>=2.0"
   [rudder]="rudder-sdk-python==2.1.9"
   [segment]="segment-analytics-python==2.4.0"
   [posthog]="posthog"
@@ -42,8 +45,19 @@ for name in "${order[@]}"; do
       continue
     fi
   fi
-  # shellcheck disable=SC2086  # the spec is a list of pip arguments
-  if "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ${spec[$name]}; then
+  installed=1
+  IFS=';' read -ra runs <<< "${spec[$name]}"
+  for args in "${runs[@]}"; do
+    # shellcheck disable=SC2086  # the spec is a list of pip arguments
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $args; then
+      installed=0
+      break
+    fi
+  done
+  if [ "$name" = "ours-stdlib" ] && "$venv/bin/python" -c "import orjson" 2>/dev/null; then
+    "$venv/bin/python" -m pip uninstall --quiet --yes orjson || installed=0
+  fi
+  if [ "$installed" = 1 ]; then
     ok+=("$name")
   else
     echo "setup_peers: pip install failed for $name; skipping it (rerun to retry)" >&2

@@ -177,6 +177,8 @@ before_send: _Union[
 ] = None
 flush_timeout: _Optional[float] = None
 handle_sigterm: _Optional[bool] = None
+on_full: _Optional[str] = None  # "drop" (the default) or "block"
+block_timeout: _Optional[float] = None
 
 _facade.bind(_sys.modules[__name__])  # and every Config field added since: None
 _sys.modules[__name__].__class__ = _facade.SettingsModule

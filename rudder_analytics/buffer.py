@@ -1,21 +1,31 @@
 """The bounded, thread-safe queue between callers and workers.
 
-Bounded by events and by encoded bytes; a put never blocks: when either bound
-is reached the new event is refused (drop-newest) and the caller counts it.
-Each accepted event gets a sequence number, so that ``flush()`` can wait for
-exactly the events enqueued before it was called.
+Bounded by events and by encoded bytes. :meth:`EventBuffer.put` never blocks:
+when either bound is reached the new event is refused (drop-newest) and the
+caller counts it. :meth:`EventBuffer.put_wait` (``on_full="block"``) waits for
+room up to a deadline first. Each accepted event gets a sequence number, so
+that ``flush()`` can wait for exactly the events enqueued before it was called.
 
 One short lock guards the deque and the counters (~0.1 µs uncontended, see
 benchmarks/README.md); producers wake the workers through an Event only when a
-batch becomes possible (first event, or a full batch), not on every put.
+batch becomes possible (first event, or a full batch), not on every put. A
+take pops whole runs of messages in C, not one message per Python step.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 __all__ = ["EventBuffer"]
+
+HAND_BACK_EVERY = 0.001
+"""Seconds between two GIL hand-backs by the producers of a queue more than half full."""
+HAND_BACK_FOR = 0.0001
+"""Seconds one hand-back sleeps: long enough for a worker waiting for the GIL to take it."""
+ACTIVE_WINDOW = 0.1
+"""A worker that took a batch within this many seconds is draining (not in a retry wait)."""
 
 
 class EventBuffer:
@@ -25,10 +35,17 @@ class EventBuffer:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._wake_at = wake_at
+        self._high_events = max_events // 2
+        self._high_bytes = max_bytes // 2
         self._reset()
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        """Notified when a take makes room, for the callers waiting in :meth:`put_wait`."""
+        self._waiting = 0
+        self._next_hand_back = 0.0
+        self._last_take = 0.0
         self._items: deque[bytes] = deque()
         self._bytes = 0
         self.put_count = 0
@@ -56,7 +73,55 @@ class EventBuffer:
             self._bytes += size
             self.put_count += 1
             depth = len(items)
+            deep = depth > self._high_events or self._bytes > self._high_bytes
         if (depth == 1 or depth >= self._wake_at) and not self.wake.is_set():
+            self.wake.set()
+        if deep:
+            self._hand_back()
+        return True
+
+    def _hand_back(self) -> None:
+        """More than half full while a worker drains: let it have the GIL for a moment.
+
+        A worker whose request gave up the GIL (a send, a read, zlib) waits up to a
+        whole switch interval (5 ms) to get it back from a busy producer; at one
+        request per few hundred events that is what lets a tight producer loop
+        outrun it and fill the queue. A short sleep here, at most once per
+        ``HAND_BACK_EVERY``, hands the GIL over instead. Not while no worker is
+        taking batches (a retry wait, a slow data plane): then it would help nobody.
+        """
+        now = time.monotonic()
+        if now < self._next_hand_back or now - self._last_take > ACTIVE_WINDOW:
+            return
+        self._next_hand_back = now + HAND_BACK_EVERY
+        time.sleep(HAND_BACK_FOR)
+
+    def put_wait(self, message: bytes, deadline: float) -> bool:
+        """:meth:`put`, waiting for room until ``deadline`` (monotonic) when a bound is
+        reached; False (nothing stored) if there was none by then, or once closed."""
+        if self.put(message):
+            return True
+        size = len(message)
+        if size > self._max_bytes:
+            return False  # would never fit
+        with self._room:
+            items = self._items
+            while len(items) >= self._max_events or self._bytes + size > self._max_bytes:
+                remaining = deadline - time.monotonic()
+                if self.closed or remaining <= 0:
+                    return False
+                self.wake.set()  # the queue is full: the workers are busy, or must be
+                self._waiting += 1
+                try:
+                    self._room.wait(remaining)
+                finally:
+                    self._waiting -= 1
+            if self.closed:
+                return False
+            items.append(message)
+            self._bytes += size
+            self.put_count += 1
+        if not self.wake.is_set():
             self.wake.set()
         return True
 
@@ -65,23 +130,47 @@ class EventBuffer:
 
         ``overhead`` is what each message adds to a body beyond its own length.
         The size check happens before a message is added; the first one always
-        fits (messages are smaller than any body limit). Returns the messages and
-        the sequence number of the last one.
+        fits (messages are smaller than any body limit): the result is the longest
+        run from the head that fits. Returns the messages and the sequence number
+        of the last one.
         """
-        batch: list[bytes] = []
-        total = 0
         with self._lock:
             items = self._items
-            while items and len(batch) < max_events:
-                size = len(items[0]) + overhead
-                if batch and total + size > max_bytes:
-                    break
-                message = items.popleft()
-                batch.append(message)
-                total += size
-                self._bytes -= len(message)
+            count = min(len(items), max_events)
+            if not count:
+                return [], self.take_count
+            if count == len(items) and self._bytes + overhead * count <= max_bytes:
+                batch = list(items)  # all of it fits: one copy in C
+                items.clear()
+                total = self._bytes
+            else:
+                batch, total = self._pop_run(count, max_bytes, overhead)
+            self._bytes -= total
             self.take_count += len(batch)
+            self._last_take = time.monotonic()
+            if self._waiting:
+                self._room.notify_all()
             return batch, self.take_count
+
+    def _pop_run(self, limit: int, max_bytes: int, overhead: int) -> tuple[list[bytes], int]:
+        """Pop the longest run (at most ``limit``, at least one) that fits ``max_bytes``,
+        guessing its length from the mean size, then correcting; returns it and its bytes."""
+        items = self._items
+        guess = int(max_bytes // (self._bytes / len(items) + overhead))
+        pop = items.popleft
+        batch = [pop() for _ in range(max(1, min(limit, guess)))]
+        total = sum(map(len, batch))
+        while len(batch) > 1 and total + overhead * len(batch) > max_bytes:
+            message = batch.pop()  # the guess was long: give back from its end
+            items.appendleft(message)
+            total -= len(message)
+        while items and len(batch) < limit:  # the guess was short: extend one at a time
+            size = len(items[0])
+            if total + size + overhead * (len(batch) + 1) > max_bytes:
+                break
+            batch.append(pop())
+            total += size
+        return batch, total
 
     def put_front(self, messages: list[bytes]) -> bool:
         """Give back taken messages, at the head and in order (they were accepted already).
@@ -110,6 +199,7 @@ class EventBuffer:
             self._items.clear()
             self._bytes = 0
             self.take_count += len(items)
+            self._room.notify_all()  # waiting callers give up: their events are refused
             return items
 
     def __len__(self) -> int:

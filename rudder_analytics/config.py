@@ -35,6 +35,13 @@ ENV_WRITE_KEY = "RUDDER_WRITE_KEY"
 ENV_DATA_PLANE_URL = "RUDDER_DATA_PLANE_URL"
 DEFAULT_DATA_PLANE_URL = "https://hosted.rudderlabs.com"
 
+AUTO_BATCH_TRIGGER = 100
+"""With ``upload_size`` automatic: the queue depth at which a batch starts at once (the
+batch itself takes everything queued, up to ``upload_bytes``)."""
+
+ON_FULL = ("drop", "block")
+"""The values of ``on_full``."""
+
 SERVER_MAX_REQUEST_BYTES = 4_096_000
 """rudder-server's ``Gateway.maxReqSizeInKB`` default (4000 KiB), measured after gunzip."""
 
@@ -94,8 +101,17 @@ class Config:
     """Events the queue holds before new ones are dropped (reason ``queue_full``)."""
     max_queue_bytes: int = 128 * 1024 * 1024
     """Encoded bytes the queue holds before new events are dropped."""
-    upload_size: int = 100
-    """Events per request at most."""
+    on_full: str = "drop"
+    """What a call does when the queue is full: ``"drop"`` the event at once (counted as
+    ``queue_full``), or ``"block"``: wait up to ``block_timeout`` seconds for room, then
+    drop. For backfills and batch jobs; a call from a worker or a callback never waits."""
+    block_timeout: float = 10.0
+    """Seconds a call waits for room in a full queue with ``on_full="block"``."""
+    upload_size: Optional[int] = None
+    """Events per request at most. None (the default): sized by the backlog, as many as
+    ``upload_bytes`` allows when the queue is deep, a prompt small batch when it is idle
+    (a batch starts at 100 queued events or after ``upload_interval``). A number is a hard
+    maximum, and also the queue depth at which a batch starts at once."""
     upload_bytes: int = 500_000
     """Target uncompressed bytes per request (checked before a message is added)."""
     upload_interval: float = 0.5
@@ -179,12 +195,17 @@ class Config:
                 what = "a positive integer" if integer else "a positive number"
                 raise ConfigurationError(f"{name} must be {what}, got {value!r}")
 
-        for name in ("max_queue_size", "max_queue_bytes", "upload_size", "upload_bytes",
+        for name in ("max_queue_size", "max_queue_bytes", "upload_bytes",
                      "thread", "max_message_size", "max_request_bytes", "max_response_bytes"):
             positive(name)
+        if self.upload_size is not None:
+            positive("upload_size")
         for name in ("upload_interval", "retry_deadline", "retry_base_delay", "retry_max_delay",
-                     "shutdown_timeout", "sync_deadline", "flush_timeout"):
+                     "shutdown_timeout", "sync_deadline", "flush_timeout", "block_timeout"):
             positive(name, integer=False)
+        if self.on_full not in ON_FULL:
+            raise ConfigurationError(
+                f"on_full must be one of {', '.join(map(repr, ON_FULL))}, got {self.on_full!r}")
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) \
                 or self.max_retries < 0:
             raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries!r}")
@@ -209,6 +230,12 @@ class Config:
             raise ConfigurationError("proxies must be a mapping of scheme to proxy URL")
         if self.verify is False:
             logger.warning("TLS certificate verification is off (verify=False)")
+
+    @property
+    def batch_trigger(self) -> int:
+        """Queued events that start a batch at once: ``upload_size``, or 100 when it is
+        automatic (:data:`AUTO_BATCH_TRIGGER`)."""
+        return self.upload_size if self.upload_size is not None else AUTO_BATCH_TRIGGER
 
     @property
     def batch_url(self) -> str:

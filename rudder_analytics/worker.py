@@ -1,8 +1,13 @@
 """Consumer threads: drain the buffer into batches and deliver them.
 
-A batch goes out when it has ``upload_size`` events, or ``upload_bytes`` of
-encoded messages, or ``upload_interval`` seconds after the worker saw its
-first event, or at once when a flush or a stop asks for it. Workers are
+A batch goes out when ``upload_size`` events are queued (100 when it is
+automatic), or ``upload_bytes`` of encoded messages, or ``upload_interval``
+seconds after the worker saw its first event, or at once when a flush or a stop
+asks for it. The batch takes everything queued up to ``upload_size`` (when set)
+and ``upload_bytes``: when the queue is idle that is a prompt small batch, when
+it is deep (a producer faster than one request per batch) a large one, so the
+cost per request and the GIL hand-offs per request are spread over many events.
+Workers are
 daemon threads started lazily on the first event (and again, lazily, in a
 forked child); the exit hook, not the thread's daemon flag, guarantees
 delivery at exit. A worker never dies: each batch runs inside a catch-all
@@ -45,6 +50,8 @@ class WorkerPool:
         self._stats = stats
         self._overhead = message_overhead()
         self._max_body = min(config.upload_bytes, config.max_request_bytes) - body_overhead()
+        self._trigger = config.batch_trigger
+        self._max_events = config.upload_size or self._max_body  # automatic: bytes bound it
         self._reset()
 
     def _reset(self) -> None:
@@ -113,7 +120,7 @@ class WorkerPool:
     def _batch_ready(self) -> bool:
         buffer = self._buffer
         return (
-            len(buffer) >= self._config.upload_size
+            len(buffer) >= self._trigger
             or buffer.queued_bytes >= self._max_body
             or self._flush_target > buffer.take_count
             or self.stopping.is_set()
@@ -151,7 +158,7 @@ class WorkerPool:
         """Take a batch and mark it in flight, atomically with respect to flush checks."""
         with self._progress:
             batch, last_seq = self._buffer.take(
-                self._config.upload_size, self._max_body, self._overhead
+                self._max_events, self._max_body, self._overhead
             )
             if batch:
                 self._inflight[index] = (last_seq - len(batch) + 1, len(batch))

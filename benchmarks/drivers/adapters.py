@@ -77,8 +77,8 @@ def _accepted_kwargs(func: Callable[..., Any], wanted: dict[str, Any]) -> dict[s
 
 
 def _queue_settings(mode: str, n: int) -> dict[str, Any]:
-    if mode == "burst":
-        return {}
+    if mode in ("burst", "sustained-default", "sustained-block"):
+        return {}  # the SDK's defaults
     return {"max_queue_size": max(2 * n, 20_000)}
 
 
@@ -87,8 +87,10 @@ def make_ours(url: str, mode: str, n: int) -> Adapter:
     import rudder_analytics
 
     wanted = _queue_settings(mode, n)
-    if mode != "burst":
+    if wanted:
         wanted["max_queue_bytes"] = 1 << 30  # ours also bounds the queue in bytes
+    if mode == "sustained-block":
+        wanted["on_full"] = "block"
     if mode == "down":
         wanted.update(max_retries=LONG_RETRIES, retry_deadline=3600.0)
     kwargs = _accepted_kwargs(rudder_analytics.Client, wanted)

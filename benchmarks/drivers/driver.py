@@ -11,6 +11,10 @@ Phases (each in a fresh process so one cannot skew the next):
   events/s (first call until the sink counted all events), process CPU per 1,000 events.
 * ``burst`` -- events dropped when ``--events`` calls arrive at once, SDK defaults.
 * ``memory`` -- data plane down: peak RSS and RSS growth per queued event.
+* ``sustained`` -- a backfill loop: each of ``--events`` calls comes after ``json.loads`` of a
+  ~600-byte line, with the SDK's default settings (``--queue block``: ours with
+  ``on_full="block"``; ``--queue unbounded``: a queue larger than the run). Events/s delivered
+  while it runs (first call until the sink counted the last event) and events dropped.
 
 The process exits with ``os._exit`` right after printing, so SDK retry loops and atexit
 flushes never delay it.
@@ -33,7 +37,7 @@ from array import array
 from typing import Any
 
 from adapters import FACTORIES, Adapter
-from payload import make_properties, user_id
+from payload import backfill_line, make_properties, user_id
 from pinning import pin_to_cpu, renice
 
 WARMUP = 1_000  # a multiple of every SDK's batch size (100), so no partial batch is left
@@ -239,6 +243,45 @@ def phase_memory(adapter: Adapter, n: int) -> dict[str, Any]:
     }
 
 
+def phase_sustained(adapter: Adapter, port: int, n: int, timeout: float) -> dict[str, Any]:
+    """A producer loop doing a little work per event (``json.loads`` of a ~600-byte line,
+    then the call), as a backfill script does; delivered events/s and drops."""
+    sink_get(port, "/_reset")
+    lines = [backfill_line(i) for i in range(1024)]
+    loads = json.loads
+    track = adapter.track
+    accepted = 0
+    cpu0 = time.process_time()
+    t_first = time.monotonic_ns()
+    for i in range(n):
+        record = loads(lines[i & 1023])
+        if track(record["user_id"], record["properties"]):
+            accepted += 1
+    loop_s = (time.monotonic_ns() - t_first) / 1e9
+    flusher = adapter.flush_async(timeout)
+    snap = sink_wait(port, accepted, timeout)
+    flusher.join(min(5.0, timeout))
+    cpu1 = time.process_time()
+    last = sink_get(port, "/_count")
+    delivered = last["events"]
+    t_end = last["last_ns"] if delivered else time.monotonic_ns()
+    total_s = (t_end - t_first) / 1e9
+    return {
+        "events": n,
+        "accepted": accepted,
+        "delivered": delivered,
+        "dropped": n - delivered,
+        "dropped_pct": 100.0 * (n - delivered) / n,
+        "loop_s": loop_s,
+        "total_s": total_s,
+        "sustained_events_per_s": delivered / total_s if total_s > 0 else math.nan,
+        "cpu_ms_per_1000": (cpu1 - cpu0) * 1e6 / n,
+        "delivery_timed_out": bool(snap.get("timed_out")),
+        "line_bytes": len(lines[0]),
+        "sdk_stats": adapter.stats(),
+    }
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then closed)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -249,10 +292,14 @@ def closed_port() -> int:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build the adapter for the phase and run it."""
     pinned = pin_to_cpu(args.cpu) + renice(args.nice)
+    if args.cpus:  # the sustained phase "on both cores": any of these
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+        pinned = f"cpus {args.cpus}" + renice(0)
     # A handler on the root logger: SDK warnings ("queue is full", retries) are not printed
     # by logging's last-resort handler, as in an application that configured logging.
     logging.getLogger().addHandler(logging.NullHandler())
-    mode = {"delivery": "delivery", "burst": "burst", "memory": "down"}[args.phase]
+    mode = {"delivery": "delivery", "burst": "burst", "memory": "down",
+            "sustained": f"sustained-{args.queue}"}[args.phase]
     port = closed_port() if mode == "down" else args.port
     url = f"http://127.0.0.1:{port}"
     adapter = FACTORIES[args.sdk](url, mode, args.events)
@@ -268,6 +315,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result.update(phase_delivery(adapter, args.port, args.events, args.timeout))
     elif args.phase == "burst":
         result.update(phase_burst(adapter, args.port, args.events, args.timeout))
+    elif args.phase == "sustained":
+        result.update(phase_sustained(adapter, args.port, args.events, args.timeout))
     else:
         result.update(phase_memory(adapter, args.events))
     return result
@@ -277,7 +326,11 @@ def main() -> None:
     """Parse arguments, run, print ``RESULT {json}``, exit at once."""
     parser = argparse.ArgumentParser(description="one benchmark phase for one SDK")
     parser.add_argument("--sdk", required=True, choices=sorted(FACTORIES))
-    parser.add_argument("--phase", required=True, choices=["delivery", "burst", "memory"])
+    parser.add_argument("--phase", required=True,
+                        choices=["delivery", "burst", "memory", "sustained"])
+    parser.add_argument("--queue", default="default", choices=["default", "block", "unbounded"],
+                        help="sustained: default settings, on_full='block', or a huge queue")
+    parser.add_argument("--cpus", default="", help="sustained: run on these cpus (e.g. 0,1)")
     parser.add_argument("--port", type=int, default=0, help="the sink's port")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--nice", type=int, default=0, help="nice increment (e.g. -10)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 EVENT = "Order Completed"
@@ -37,3 +38,13 @@ def make_properties(i: int) -> dict[str, Any]:
             "address": {"city": "Berlin", "zip": "10115"},
         },
     }
+
+
+def backfill_line(i: int) -> str:
+    """Line ``i`` of a backfill file: a JSON record of ~600 bytes holding a user id and the
+    properties of :func:`make_properties` (the datetime as its ISO string) plus a note."""
+    props = make_properties(i)
+    props["created_at"] = CREATED_AT.isoformat()
+    record = {"user_id": user_id(i), "properties": props, "source": "backfill",
+              "note": "x" * 230}
+    return json.dumps(record)
