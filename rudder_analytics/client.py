@@ -48,6 +48,7 @@ from .worker import WorkerPool
 
 if TYPE_CHECKING:
     from .batches import Batch
+    from .journal import Journal
 
 __all__ = ["Client"]
 
@@ -67,6 +68,14 @@ def _enable_debug_logging() -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
+
+
+def _open_journal(config: Config, buffer: EventBuffer, stats: Stats,
+                  pool: WorkerPool) -> Optional[Journal]:
+    """``persist_dir``: this client's journal, its acknowledgements wired to the workers."""
+    from .journal import attach
+
+    return attach(config, buffer, stats, pool)
 
 
 class Client(AsyncMethods):
@@ -95,6 +104,9 @@ class Client(AsyncMethods):
         self._buffer = EventBuffer(config.max_queue_size, config.max_queue_bytes,
                                    config.batch_trigger)
         self._pool = WorkerPool(config.without_callbacks(), self._buffer, self._stats)
+        self._journal: Optional[Journal] = None
+        if config.persist_dir is not None and config.send and not config.sync_mode:
+            self._journal = _open_journal(config, self._buffer, self._stats, self._pool)
         self._max_message_size = config.max_message_size
         # normalised by Config to a tuple of callables, or None
         self._before_send = cast(Optional[tuple[Callable[[Any], Any], ...]], config.before_send)
@@ -273,7 +285,12 @@ class Client(AsyncMethods):
             ok = self._deliver_now([data]).ok
             self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
             return ok, message
+        journal = self._journal
+        if journal is not None:
+            journal.append(data)  # before the put: a worker's acknowledgement comes after
         if not self._buffer.put(data) and not self._wait_for_room(data):
+            if journal is not None and journal.spill(data):  # on disk; read back for sending
+                return True, message
             reason = DropReason.AFTER_SHUTDOWN if self._buffer.closed else DropReason.QUEUE_FULL
             self._stats.add_dropped(reason, 1, lambda: [message], enqueued=False)
             return False, message
@@ -424,6 +441,8 @@ class Client(AsyncMethods):
         lost_before = stats.lost_after_enqueue
         flushed = self._pool.flush(deadline)
         self._pool.stop(deadline)
+        if self._journal is not None:  # what is undelivered stays on disk for the next process
+            self._journal.close(deadline)
         self._callbacks.wait_idle(deadline)
         unresolved = self._buffer.put_count - stats.queued_resolved  # stuck in flight
         not_delivered = stats.lost_after_enqueue - lost_before + max(0, unresolved)
@@ -444,7 +463,10 @@ class Client(AsyncMethods):
     def stats(self) -> StatsSnapshot:
         """Counts since the client was built (or since fork, in a child)."""
         enqueued, depth, size = self._buffer.sizes()
-        return self._stats.snapshot(enqueued, depth, size)
+        journal = self._journal
+        if journal is None:
+            return self._stats.snapshot(enqueued, depth, size)
+        return self._stats.snapshot(enqueued, depth, size, journal.persisted, journal.recovered)
 
     @property
     def closed(self) -> bool:
@@ -478,6 +500,9 @@ class Client(AsyncMethods):
         self._local = threading.local()
         self._drops_seen_by_flush = 0
         self._shutdown.after_fork()
+        if self._journal is not None:  # never the parent's files: a journal of our own
+            self._journal.forget_after_fork()
+            self._journal = _open_journal(self.config, self._buffer, self._stats, self._pool)
 
     # --- attributes peers' users read ---
     # rudder-sdk-python and analytics-python expose these on their Client; ours are read

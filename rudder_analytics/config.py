@@ -33,6 +33,8 @@ PEER_HINTS = {
 
 ENV_WRITE_KEY = "RUDDER_WRITE_KEY"
 ENV_DATA_PLANE_URL = "RUDDER_DATA_PLANE_URL"
+ENV_PERSIST_DIR = "RUDDER_PERSIST_DIR"
+PERSIST_FSYNC = ("never", "interval", "always")
 DEFAULT_DATA_PLANE_URL = "https://hosted.rudderlabs.com"
 
 AUTO_BATCH_TRIGGER = 100
@@ -154,6 +156,13 @@ class Config:
     See docs/guides/deployment.md."""
     max_response_bytes: int = 64 * 1024
     """Response bodies are read up to this many bytes, never more."""
+    persist_dir: Optional[str] = None
+    """Directory of the durable journal (``RUDDER_PERSIST_DIR``); None: memory only.
+    See docs/guides/journal.md."""
+    persist_max_bytes: int = 1024 ** 3
+    """Disk the journal may use; past it the oldest whole segment is evicted (``evicted``)."""
+    persist_fsync: str = "interval"
+    """``"never"``, ``"interval"`` (at most once a second) or ``"always"`` (every commit)."""
 
     @classmethod
     def build(cls, write_key: Any, data_plane_url: Any = None, **options: Any) -> Config:
@@ -174,6 +183,8 @@ class Config:
             write_key = os.environ.get(ENV_WRITE_KEY)
         if data_plane_url is None:
             data_plane_url = os.environ.get(ENV_DATA_PLANE_URL)
+        if "persist_dir" not in options and os.environ.get(ENV_PERSIST_DIR):
+            options["persist_dir"] = os.environ[ENV_PERSIST_DIR]
         if not isinstance(write_key, str) or not write_key.strip():
             raise ConfigurationError(
                 f"a write key is required: pass write_key or set {ENV_WRITE_KEY}"
@@ -228,6 +239,7 @@ class Config:
         object.__setattr__(self, "before_send", _hooks(self.before_send))
         if self.proxies is not None and not isinstance(self.proxies, Mapping):
             raise ConfigurationError("proxies must be a mapping of scheme to proxy URL")
+        _check_persist(self)
         if self.verify is False:
             logger.warning("TLS certificate verification is off (verify=False)")
 
@@ -297,3 +309,24 @@ def _hooks(value: Any) -> Optional[tuple[BeforeSend, ...]]:
                 f"before_send must be a callable or a list of callables, "
                 f"not {type(hook).__name__}")
     return hooks
+
+
+def _check_persist(config: Config) -> None:
+    """The journal options; the directory must exist (or be creatable) and be writable."""
+    if config.persist_fsync not in PERSIST_FSYNC:
+        raise ConfigurationError(f"persist_fsync must be one of "
+                                 f"{', '.join(map(repr, PERSIST_FSYNC))}, got "
+                                 f"{config.persist_fsync!r}")
+    size = config.persist_max_bytes
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1024 * 1024:
+        raise ConfigurationError(f"persist_max_bytes must be at least 1 MiB, got {size!r}")
+    if config.persist_dir is None:
+        return
+    from .journal.store import check_persist_dir
+
+    try:
+        path = check_persist_dir(os.fspath(config.persist_dir))
+    except (OSError, TypeError) as exc:
+        raise ConfigurationError(
+            f"persist_dir {config.persist_dir!r} cannot hold a journal: {exc}") from None
+    object.__setattr__(config, "persist_dir", path)

@@ -46,6 +46,10 @@ class DropReason:
     """A ``before_send`` hook returned None."""
     HOOK_ERROR = "hook_error"
     """A ``before_send`` hook raised: the event is dropped, never sent unscrubbed."""
+    EVICTED = "evicted"
+    """On disk only, in the oldest journal segment, removed to stay within ``persist_max_bytes``."""
+    CORRUPT = "corrupt"
+    """A journal record read back failed its checksum."""
 
 
 DROP_REASONS = (
@@ -58,6 +62,8 @@ DROP_REASONS = (
     DropReason.SHUTDOWN,
     DropReason.FILTERED,
     DropReason.HOOK_ERROR,
+    DropReason.EVICTED,
+    DropReason.CORRUPT,
 )
 
 
@@ -75,6 +81,10 @@ class StatsSnapshot(TypedDict):
     queue_depth: int
     queue_bytes: int
     last_error: Optional[str]
+    persisted: int
+    """Events written to the journal (``persist_dir``); 0 without one."""
+    recovered: int
+    """Events read back from an earlier process's journal."""
 
 
 class Stats:
@@ -181,7 +191,8 @@ class Stats:
             callbacks.failed(error, messages, count)
 
     def snapshot(
-        self, enqueued: int, queue_depth: int, queue_bytes: int
+        self, enqueued: int, queue_depth: int, queue_bytes: int,
+        persisted: int = 0, recovered: int = 0,
     ) -> StatsSnapshot:
         """Counters at one instant, merged with the buffer's own."""
         with self._lock:
@@ -198,6 +209,8 @@ class Stats:
                 queue_depth=queue_depth,
                 queue_bytes=queue_bytes,
                 last_error=self.last_error,
+                persisted=persisted,
+                recovered=recovered,
             )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from .buffer import EventBuffer
 from .config import Config
@@ -52,6 +52,9 @@ class WorkerPool:
         self._max_body = min(config.upload_bytes, config.max_request_bytes) - body_overhead()
         self._trigger = config.batch_trigger
         self._max_events = config.upload_size or self._max_body  # automatic: bytes bound it
+        self.observer: Optional[Callable[[list[bytes]], None]] = None
+        """Called with each batch once it is delivered or dropped (the journal's
+        acknowledgement, ``persist_dir``); not for a batch cut short by an abort."""
         self._reset()
 
     def _reset(self) -> None:
@@ -186,6 +189,12 @@ class WorkerPool:
             )
         finally:
             self._settle(index)
+            self._observe(batch)
+
+    def _observe(self, batch: list[bytes]) -> None:
+        observer = self.observer
+        if observer is not None and not self.abort.is_set():
+            observer(batch)
 
     # --- flush and stop ------------------------------------------------------------------
 
@@ -236,9 +245,11 @@ class WorkerPool:
                 deliverer = Deliverer(self._config, self._stats, gate=self._gate)
             try:
                 deliverer.deliver(batch, cancel=self.abort, deadline=deadline)
+                self._observe(batch)
             except Exception:
                 logger.exception("unexpected error delivering a batch")
                 self._stats.add_dropped(DropReason.RETRIES_EXHAUSTED, len(batch))
+                self._observe(batch)
             except BaseException:  # Ctrl-C in flush()/shutdown(): keep the batch for exit
                 if not self._buffer.put_front(batch):
                     self._stats.add_dropped(DropReason.SHUTDOWN, len(batch))

@@ -1,0 +1,53 @@
+"""The opt-in durable journal (``persist_dir``): see docs/guides/journal.md.
+
+:func:`open_journal` builds a client's journal; :mod:`.inspect` reads journals
+from outside (the ``rudder-analytics journal`` command); :mod:`.format` is the
+documented, versioned on-disk format.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from typing import TYPE_CHECKING
+
+from ..buffer import EventBuffer
+from ..config import Config
+from ..report import emit
+from ..stats import Stats
+from .fs import FileSystem
+from .writer import Journal
+
+if TYPE_CHECKING:
+    from ..worker import WorkerPool
+
+__all__ = ["FileSystem", "Journal", "attach", "open_journal"]
+
+
+def open_journal(
+    persist_dir: str, write_key: str, url: str, buffer: EventBuffer, stats: Stats,
+    max_bytes: int, fsync: str, queue_size: int, start_workers: Callable[[], object],
+    fs: FileSystem | None = None,
+) -> Journal:
+    """Create this process's journal under ``persist_dir`` and start its thread."""
+    journal = Journal(persist_dir, write_key, url, buffer, stats, max_bytes, fsync,
+                      queue_size, start_workers, fs)
+    journal.start()
+    return journal
+
+
+def attach(config: Config, buffer: EventBuffer, stats: Stats,
+           pool: WorkerPool) -> Journal | None:
+    """A client's journal, acknowledged by ``pool``; None (memory only, said once) if
+    the directory cannot hold one now."""
+    assert config.persist_dir is not None
+    try:
+        journal = open_journal(config.persist_dir, config.write_key, config.data_plane_url,
+                               buffer, stats, config.persist_max_bytes, config.persist_fsync,
+                               config.max_queue_size, pool.ensure_started)
+    except OSError as exc:
+        emit(f"rudder_analytics journal: cannot create a journal in {config.persist_dir} "
+             f"({exc}); events are kept in memory only")
+        return None
+    pool.observer = journal.settled
+    return journal

@@ -1,0 +1,104 @@
+"""Adopting journals whose owner died: lock, check credentials, load segments.
+
+Damage never blocks: a journal of another format version, a segment that is not
+ours, unreadable metadata: each is set aside (renamed) with one warning line and
+the client goes on. Loading reads segments' acknowledgements and truncates torn
+tails; the records themselves are read back into the queue later, a chunk at a
+time, so a million-event backlog costs no start-up time and bounded memory.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from dataclasses import dataclass, field
+
+from ..report import emit
+from ..stats import DropReason, Stats
+from .format import FORMAT_VERSION
+from .fs import FileSystem
+from .segments import Segment, segment_index
+from .store import dead_journals, key_hash, release, set_aside
+
+__all__ = ["Adopted", "adopt_dead"]
+
+logger = logging.getLogger("rudder_analytics")
+
+
+@dataclass
+class Adopted:
+    """A dead process's journal that this client now owns (its lock is held)."""
+
+    path: str
+    lock_fd: int
+    segments: list[Segment] = field(default_factory=list)
+
+
+def adopt_dead(root: str, own: str, write_key: str, url: str, fs: FileSystem,
+               stats: Stats) -> list[Adopted]:
+    """Every dead journal under ``root`` with our credentials, locked and loaded."""
+    adopted: list[Adopted] = []
+    digest = key_hash(write_key)
+    for path, fd, meta in dead_journals(root, own):
+        try:
+            journal = _adopt_one(path, fd, meta, digest, url, fs, stats)
+        except OSError as exc:
+            logger.warning("rudder_analytics journal: cannot adopt %s: %s", path, exc)
+            journal = None
+            _unlock(fd)
+        if journal is not None:
+            adopted.append(journal)
+    return adopted
+
+
+def _unlock(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _adopt_one(path: str, fd: int, meta: object, digest: str, url: str, fs: FileSystem,
+               stats: Stats) -> Adopted | None:
+    names = sorted(os.listdir(path))
+    segment_names = [n for n in names if segment_index(n) is not None]
+    if not isinstance(meta, dict):
+        if not segment_names:  # an empty journal that died while being created
+            release(path, fd, remove=True)
+            return None
+        _unlock(fd)
+        emit(f"rudder_analytics journal: {path} has no readable meta.json; set aside as "
+             f"{set_aside(path, 'no-meta')}")
+        return None
+    if meta.get("format") != FORMAT_VERSION:
+        _unlock(fd)
+        emit(f"rudder_analytics journal: {path} has format {meta.get('format')!r} "
+             f"(this version reads {FORMAT_VERSION}); set aside as "
+             f"{set_aside(path, 'unknown-format')}")
+        return None
+    if meta.get("key_sha256") != digest or meta.get("url") != url:
+        _unlock(fd)  # another source's events: never ours to send
+        return None
+    journal = Adopted(path, fd)
+    corrupt = 0
+    for name in segment_names:
+        segment = Segment(os.path.join(path, name), fs)
+        live, damaged = segment.load()
+        corrupt += damaged
+        if live < 0:
+            os.replace(segment.path, segment.path + ".unknown-format")
+            emit(f"rudder_analytics journal: {segment.path} is not a version-"
+                 f"{FORMAT_VERSION} segment; set aside")
+            continue
+        if live == 0:
+            segment.delete()
+            continue
+        journal.segments.append(segment)
+    if corrupt:
+        stats.add_dropped(DropReason.CORRUPT, corrupt, enqueued=False,
+                          cause=f"damaged records in {path}")
+    if not journal.segments:
+        release(path, fd, remove=True)
+        return None
+    return journal

@@ -1,0 +1,442 @@
+"""The journal: the caller appends to a list; one thread does every file operation.
+
+The caller's thread only appends the encoded bytes to a deque (no lock, no I/O).
+Every ``COMMIT_INTERVAL`` the journal thread takes what is pending, writes it as
+one group commit to the active segment, registers where each event lives, and
+handles what the workers settled (acknowledgements), what the queue could not
+hold (spills: on disk only), reading back into the queue (spills, and journals
+adopted from dead processes), eviction past ``persist_max_bytes`` and deletion
+of fully settled segments. A failing disk makes the journal fall back to memory,
+say so once, and try again a second later; it never raises to the caller.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Callable, Optional
+
+from ..buffer import EventBuffer
+from ..report import emit
+from ..stats import DropReason, Stats
+from .format import encode_record, scan
+from .fs import FileSystem
+from .recovery import Adopted, adopt_dead
+from .segments import Segment, segment_name
+from .store import JournalDir, release
+
+__all__ = ["COMMIT_INTERVAL", "Journal", "on_commit"]
+
+logger = logging.getLogger("rudder_analytics")
+
+COMMIT_INTERVAL = 0.005
+"""Seconds between two group commits while events arrive."""
+IDLE_WAIT = 0.1
+RETRY_AFTER_ERROR = 1.0
+REFILL_PER_COMMIT = 5000
+READ_CHUNK = 1024 * 1024
+PENDING_MAX = 100_000
+"""Events waiting for a commit beyond the queue size before spills are refused."""
+
+on_commit: Optional[Callable[[int], None]] = None
+"""Test seam: called on the journal thread with how many appended events are
+committed (written, and synced under ``persist_fsync="always"``), in append order."""
+
+Entry = tuple[bytes, Segment, int, int, int]  # message, segment, seq, start, end
+
+
+class Journal:
+    """One process's journal (see the module docstring); start with :meth:`start`."""
+
+    def __init__(
+        self, root: str, write_key: str, url: str, buffer: EventBuffer, stats: Stats,
+        max_bytes: int, fsync: str, queue_size: int,
+        start_workers: Callable[[], object] = lambda: None,
+        fs: Optional[FileSystem] = None,
+    ) -> None:
+        self.fs = fs or FileSystem()
+        self._root = root
+        self._key = write_key
+        self._url = url
+        self._buffer = buffer
+        self._stats = stats
+        self._max_bytes = max_bytes
+        self._segment_max = max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 16))
+        self._fsync = fsync
+        self._queue_size = queue_size
+        self._pending_max = queue_size + PENDING_MAX
+        self._start_workers = start_workers
+        self._dir = JournalDir(root, write_key, url)
+        self.path = self._dir.path
+        self._pending: deque[bytes] = deque()
+        self._spills: deque[bytes] = deque()
+        self._acks: deque[list[bytes]] = deque()
+        self._map: dict[int, Entry] = {}
+        self._segments: list[Segment] = []
+        self._adopted: list[Adopted] = []
+        self._next_index = 1
+        self._next_seq = 1
+        self._dirty = False
+        self._last_sync = time.monotonic()
+        self._retry_at = 0.0
+        self.healthy = True
+        """False while writes fail (disk full, I/O error): events stay in memory only."""
+        self.persisted = 0
+        self.recovered = 0
+        self.not_persisted = 0
+        self.committed = 0
+        self._idle = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rudder-analytics-journal",
+                                        daemon=True)
+        self._thread.start()
+
+    # --- called from other threads (cheap, no I/O) ----------------------------------------
+
+    def append(self, data: bytes) -> None:
+        """Caller's thread: journal ``data`` at the next group commit."""
+        self._pending.append(data)
+        if self._idle:
+            self._idle = False
+            self._wake.set()
+
+    def spill(self, data: bytes) -> bool:
+        """The queue refused ``data`` (appended just before): keep it on disk only.
+
+        False when the journal cannot take it (failing disk, too much pending);
+        ``data`` is then forgotten and the caller counts it as ``queue_full``.
+        """
+        if self.healthy and not self._stop.is_set() and len(self._pending) < self._pending_max:
+            self._spills.append(data)
+            return True
+        self._acks.append([data])
+        return False
+
+    def settled(self, batch: list[bytes]) -> None:
+        """A worker's batch was delivered or dropped: its records may be deleted."""
+        self._acks.append(batch)
+
+    # --- the thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._adopted = adopt_dead(self._root, self.path, self._key, self._url, self.fs,
+                                       self._stats)
+        except Exception:  # damage never blocks: journal on without recovery
+            logger.exception("rudder_analytics journal: recovery scan failed")
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                busy = self._cycle(refill=not stopping)
+            except Exception:
+                logger.exception("rudder_analytics journal: unexpected error")
+                busy = False
+            if stopping:
+                break
+            if busy or self._pending:
+                self._wake.wait(COMMIT_INTERVAL)
+            else:
+                self._idle = True
+                self._wake.wait(IDLE_WAIT)
+            self._wake.clear()
+
+    def _cycle(self, refill: bool) -> bool:
+        acks = _drain(self._acks)
+        spills = _drain(self._spills)
+        pending = _drain(self._pending)
+        if pending:
+            self._write(pending)
+        if spills:
+            self._spill(spills)
+        if acks:
+            self._acknowledge(acks)
+        self._sync()
+        if pending and on_commit is not None:
+            on_commit(self.committed)
+        busy = bool(pending or acks)
+        if refill:
+            busy = self._refill() or busy
+        self._evict()
+        self._delete_settled()
+        return busy
+
+    def _active(self) -> Segment:
+        segment = self._segments[-1] if self._segments else None
+        if segment is None or segment.sealed or segment.size >= self._segment_max:
+            if segment is not None and not segment.sealed:
+                self._seal(segment)
+            segment = Segment(segment_name(self.path, self._next_index), self.fs)
+            self._next_index += 1
+            segment.create()
+            self._segments.append(segment)
+        return segment
+
+    def _seal(self, segment: Segment) -> None:
+        if self._fsync != "never":
+            segment.sync()
+        segment.sealed = True
+        if segment.fd is not None:
+            self.fs.close(segment.fd)
+            segment.fd = None
+
+    def _write(self, pending: list[bytes]) -> None:
+        if not self.healthy and time.monotonic() < self._retry_at:
+            self._lost(pending)
+            return
+        first = self._next_seq
+        parts = [encode_record(first + i, data) for i, data in enumerate(pending)]
+        try:
+            segment = self._active()
+            start = segment.append(b"".join(parts), len(parts))
+        except OSError as exc:
+            self._failed(exc, pending)
+            return
+        self._next_seq += len(parts)
+        table = self._map
+        for i, data in enumerate(pending):
+            end = start + len(parts[i])
+            table[id(data)] = (data, segment, first + i, start, end)
+            start = end
+        segment.in_memory += len(parts)
+        self._dirty = True
+        self.persisted += len(parts)
+        self.committed += len(parts)
+        if not self.healthy:
+            self.healthy = True
+            emit("rudder_analytics journal: writing again (events are persisted)")
+
+    def _failed(self, exc: OSError, pending: list[bytes]) -> None:
+        """A write failed: undo its partial bytes, keep the events in memory only."""
+        segment = self._segments[-1] if self._segments else None
+        if segment is not None and segment.fd is not None:
+            try:
+                self.fs.truncate(segment.path, segment.size)
+            except OSError:
+                segment.sealed = True  # cannot undo: start a fresh segment next time
+        self._retry_at = time.monotonic() + RETRY_AFTER_ERROR
+        if self.healthy:
+            self.healthy = False
+            what = "disk full" if exc.errno == errno.ENOSPC else str(exc)
+            emit(f"rudder_analytics journal: cannot write to {self.path} ({what}); events are "
+                 "kept in memory only until it can")
+        self._lost(pending)
+
+    def _lost(self, pending: list[bytes]) -> None:
+        """Not persisted: they are still queued in memory (spills among them are dropped)."""
+        self.not_persisted += len(pending)
+        self.committed += len(pending)
+
+    def _spill(self, spills: list[bytes]) -> None:
+        lost = 0
+        for data in spills:
+            entry = self._map.pop(id(data), None)
+            if entry is None or entry[0] is not data:
+                lost += 1  # its write failed: it is nowhere now
+                continue
+            _, segment, _, start, end = entry
+            segment.in_memory -= 1
+            segment.mark_unread(start, end)
+        if lost:
+            self._stats.add_dropped(DropReason.QUEUE_FULL, lost, enqueued=False,
+                                    cause="the journal could not write them")
+
+    def _acknowledge(self, acks: list[list[bytes]]) -> None:
+        by_segment: dict[Segment, list[int]] = {}
+        table = self._map
+        for batch in acks:
+            for data in batch:
+                entry = table.pop(id(data), None)
+                if entry is None:
+                    continue
+                if entry[0] is not data:
+                    table[id(data)] = entry
+                    continue
+                by_segment.setdefault(entry[1], []).append(entry[2])
+        for segment, seqs in by_segment.items():
+            segment.in_memory -= len(seqs)
+            if segment.deleted:
+                continue
+            try:
+                segment.acknowledge(seqs)
+                self._dirty = True
+            except OSError:
+                pass  # the records stay; after a crash they are sent again (same messageId)
+
+    def _sync(self) -> None:
+        if not self._dirty or self._fsync == "never":
+            return
+        now = time.monotonic()
+        if self._fsync == "interval" and now - self._last_sync < 1.0:
+            return
+        for segment in self._all_segments():
+            if not segment.deleted:
+                try:
+                    segment.sync()
+                except OSError:
+                    pass
+        self._dirty = False
+        self._last_sync = now
+
+    def _all_segments(self) -> list[Segment]:
+        return [s for adopted in self._adopted for s in adopted.segments] + self._segments
+
+    # --- reading back, eviction, deletion ------------------------------------------------
+
+    def _refill(self) -> bool:
+        """Read records that are on disk only back into the queue while it has room."""
+        budget = REFILL_PER_COMMIT
+        moved = 0
+        for segment in self._all_segments():
+            if budget <= 0 or len(self._buffer) >= self._queue_size // 2:
+                break
+            if segment.deleted or not segment.unread:
+                continue
+            count, full = self._read_back(segment, budget)
+            moved += count
+            budget -= count
+            if full:
+                break
+        if moved:
+            self._start_workers()
+        return moved > 0
+
+    def _read_back(self, segment: Segment, budget: int) -> tuple[int, bool]:
+        """Up to ``budget`` records of ``segment`` into the queue: (moved, queue full)."""
+        moved = 0
+        recovered = segment in self._adopted_set()
+        while segment.unread and moved < budget:
+            span = segment.unread[0]
+            base = span[0]
+            try:
+                data = self.fs.read(segment.path, base, min(span[1] - base, READ_CHUNK))
+            except OSError:
+                segment.unread.clear()
+                break
+            result = scan(data)
+            span[0] = base + (result.good_end if result.records else max(len(data), 1))
+            for record in result.records:
+                if record.seq in segment.acked:
+                    continue
+                message = bytes(record.payload)
+                self._map[id(message)] = (message, segment, record.seq,
+                                          base + record.offset, base + record.end)
+                if not self._buffer.put(message):
+                    del self._map[id(message)]
+                    span[0] = base + record.offset
+                    return moved, True
+                segment.in_memory += 1
+                moved += 1
+                if recovered:
+                    self.recovered += 1
+                if moved >= budget:
+                    span[0] = base + record.end
+                    break
+            if span[0] >= span[1]:
+                segment.unread.pop(0)
+        return moved, False
+
+    def _adopted_set(self) -> set[Segment]:
+        return {s for adopted in self._adopted for s in adopted.segments}
+
+    def _evict(self) -> None:
+        """Past ``persist_max_bytes``: remove the oldest whole sealed segment, counted."""
+        while True:
+            segments = [s for s in self._all_segments() if not s.deleted]
+            if sum(s.size for s in segments) <= self._max_bytes:
+                return
+            victim = next((s for s in segments if s.sealed), None)
+            if victim is None:
+                if segments and segments[-1].size > len(b"RSJ") + 5:
+                    self._seal(segments[-1])
+                    continue
+                return
+            lost = max(0, victim.live - victim.in_memory)
+            victim.live = 0
+            victim.unread.clear()
+            victim.delete()
+            if lost:
+                self._stats.add_dropped(DropReason.EVICTED, lost, enqueued=False,
+                                        cause=f"persist_max_bytes={self._max_bytes}")
+
+    def _delete_settled(self) -> None:
+        """Delete segments whose every record is delivered or dropped."""
+        for segment in self._all_segments():
+            if segment.deleted or segment.live > 0 or segment.unread:
+                continue
+            if not segment.sealed:
+                if segment.size < 64 * 1024:
+                    continue
+                self._seal(segment)
+            segment.delete()
+        self._segments = [s for s in self._segments if not s.deleted]
+        for adopted in list(self._adopted):
+            adopted.segments = [s for s in adopted.segments if not s.deleted]
+            if not adopted.segments:
+                release(adopted.path, adopted.lock_fd, remove=True)
+                self._adopted.remove(adopted)
+
+    # --- ending -------------------------------------------------------------------------
+
+    def close(self, deadline: float) -> None:
+        """Write and settle what is pending, then release the journal by ``deadline``.
+
+        What is still undelivered stays on disk for the next process (it adopts it).
+        """
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.05, deadline - time.monotonic()))
+            if thread.is_alive():
+                return
+        for segment in self._all_segments():
+            if not segment.deleted and self._fsync != "never":
+                try:
+                    segment.sync()
+                except OSError:
+                    pass
+            segment.close()
+        empty = not [s for s in self._segments if not s.deleted]
+        for segment in self._segments:
+            if empty:
+                segment.delete()
+        release(self.path, self._dir.lock_fd, remove=empty)
+        self._dir.lock_fd = None
+        for adopted in self._adopted:
+            release(adopted.path, adopted.lock_fd, remove=False)
+        self._adopted = []
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop every inherited descriptor without unlocking or
+        touching the parent's files (the child builds its own journal)."""
+        for segment in self._all_segments():
+            for fd in (segment.fd, segment.ack_fd):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            segment.fd = segment.ack_fd = None
+        self._dir.forget_after_fork()
+        for adopted in self._adopted:
+            try:
+                os.close(adopted.lock_fd)
+            except OSError:
+                pass
+        self._adopted = []
+        self._segments = []
+        self._map = {}
+
+
+def _drain(queue: deque[bytes] | deque[list[bytes]]) -> list:  # type: ignore[type-arg]
+    """Pop what is in ``queue`` now (appends from other threads go on meanwhile)."""
+    pop = queue.popleft
+    return [pop() for _ in range(len(queue))]
