@@ -59,10 +59,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def _journal_cli() -> Any:
+    from . import journal
+
+    return journal
+
+
 _COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
     **dict.fromkeys(EVENT_COMMANDS, _run_event),
     "import": _run_import,
     "demo": _run_demo,
+    "journal": lambda args: _journal_cli().run_journal(args),
 }
 
 

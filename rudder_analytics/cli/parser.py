@@ -10,6 +10,7 @@ from .._argtypes import non_negative_int, positive_int
 from ..config import ENV_DATA_PLANE_URL, ENV_WRITE_KEY
 from ..version import VERSION
 from .common import PROG, json_object, non_negative_seconds, seconds, timestamp
+from .journal import add_journal_command
 
 __all__ = ["build_parser"]
 
@@ -247,4 +248,5 @@ def build_parser() -> argparse.ArgumentParser:
     _add_import_command(sub, connection)
     sub.add_parser("dev-server", help=_DEV_SERVER_HELP, add_help=False)
     _add_demo_command(sub)
+    add_journal_command(sub, connection)
     return parser

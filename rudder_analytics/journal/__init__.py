@@ -7,9 +7,7 @@ documented, versioned on-disk format.
 
 from __future__ import annotations
 
-from typing import Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..buffer import EventBuffer
 from ..config import Config

@@ -88,7 +88,7 @@ def _record_at(data: bytes, offset: int) -> tuple[int, Record | None]:
     """(status, record): status 0 ok, 1 torn (incomplete), 2 damaged."""
     if offset + RECORD.size > len(data):
         return 1, None
-    length, crc, seq, flags = RECORD.unpack_from(data, offset)
+    length, crc, seq, _flags = RECORD.unpack_from(data, offset)
     if length > MAX_PAYLOAD:
         return 2, None
     end = offset + RECORD.size + length

@@ -6,6 +6,7 @@ unsynced writes (a power loss), to prove what the journal does then.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 __all__ = ["FileSystem"]
@@ -41,7 +42,5 @@ class FileSystem:
         os.truncate(path, size)
 
     def remove(self, path: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(path)
-        except FileNotFoundError:
-            pass

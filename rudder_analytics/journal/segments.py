@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Optional
 
@@ -89,10 +90,8 @@ class Segment:
     def close(self) -> None:
         for fd in (self.fd, self.ack_fd):
             if fd is not None:
-                try:
+                with contextlib.suppress(OSError):
                     self.fs.close(fd)
-                except OSError:
-                    pass
         self.fd = self.ack_fd = None
 
     def delete(self) -> None:
@@ -121,10 +120,8 @@ class Segment:
                 self.acked.update(range(first, last + 1))
         result = scan(data, len(HEADER))
         if result.good_end < len(data) and not result.corrupt:
-            try:
+            with contextlib.suppress(OSError):
                 self.fs.truncate(self.path, result.good_end)
-            except OSError:
-                pass
         live = sum(1 for r in result.records if r.seq not in self.acked)
         self.size = len(data)
         self.records = self.live = live

@@ -8,6 +8,7 @@ SHA-256) and data plane URL.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -20,7 +21,7 @@ from typing import Any, Optional
 
 from .format import FORMAT_VERSION
 
-__all__ = ["JournalDir", "check_persist_dir", "key_hash", "dead_journals", "read_meta"]
+__all__ = ["JournalDir", "check_persist_dir", "dead_journals", "key_hash", "read_meta"]
 
 PREFIX = "j-"
 META = "meta.json"
@@ -103,10 +104,8 @@ class JournalDir:
     def forget_after_fork(self) -> None:
         """In a forked child: close the inherited lock without unlocking (the parent's)."""
         if self.lock_fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self.lock_fd)
-            except OSError:
-                pass
             self.lock_fd = None
 
 
@@ -114,14 +113,10 @@ def release(directory: str, lock_fd: Optional[int], remove: bool) -> None:
     """Unlock; with ``remove``, delete the directory's metadata and the directory."""
     if remove:
         for name in (META, LOCK):
-            try:
+            with contextlib.suppress(OSError):
                 os.remove(os.path.join(directory, name))
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(directory)
-        except OSError:
-            pass
     if lock_fd is not None:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_UN)

@@ -12,6 +12,7 @@ say so once, and try again a second later; it never raises to the caller.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -278,10 +279,8 @@ class Journal:
             return
         for segment in self._all_segments():
             if not segment.deleted:
-                try:
+                with contextlib.suppress(OSError):
                     segment.sync()
-                except OSError:
-                    pass
         self._dirty = False
         self._last_sync = now
 
@@ -399,10 +398,8 @@ class Journal:
                 return
         for segment in self._all_segments():
             if not segment.deleted and self._fsync != "never":
-                try:
+                with contextlib.suppress(OSError):
                     segment.sync()
-                except OSError:
-                    pass
             segment.close()
         empty = not [s for s in self._segments if not s.deleted]
         for segment in self._segments:
@@ -420,17 +417,13 @@ class Journal:
         for segment in self._all_segments():
             for fd in (segment.fd, segment.ack_fd):
                 if fd is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.close(fd)
-                    except OSError:
-                        pass
             segment.fd = segment.ack_fd = None
         self._dir.forget_after_fork()
         for adopted in self._adopted:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(adopted.lock_fd)
-            except OSError:
-                pass
         self._adopted = []
         self._segments = []
         self._map = {}
