@@ -44,7 +44,7 @@ def attach(config: Config, buffer: EventBuffer, stats: Stats,
                                buffer, stats, config.persist_max_bytes, config.persist_fsync,
                                config.max_queue_size, pool.ensure_started)
     except OSError as exc:
-        emit(f"rudder_analytics journal: cannot create a journal in {config.persist_dir} "
+        emit(f"journal: cannot create a journal in {config.persist_dir} "
              f"({exc}); events are kept in memory only")
         return None
     pool.observer = journal.settled

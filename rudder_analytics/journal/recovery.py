@@ -68,12 +68,12 @@ def _adopt_one(path: str, fd: int, meta: object, digest: str, url: str, fs: File
             release(path, fd, remove=True)
             return None
         _unlock(fd)
-        emit(f"rudder_analytics journal: {path} has no readable meta.json; set aside as "
+        emit(f"journal: {path} has no readable meta.json; set aside as "
              f"{set_aside(path, 'no-meta')}")
         return None
     if meta.get("format") != FORMAT_VERSION:
         _unlock(fd)
-        emit(f"rudder_analytics journal: {path} has format {meta.get('format')!r} "
+        emit(f"journal: {path} has format {meta.get('format')!r} "
              f"(this version reads {FORMAT_VERSION}); set aside as "
              f"{set_aside(path, 'unknown-format')}")
         return None
@@ -88,7 +88,7 @@ def _adopt_one(path: str, fd: int, meta: object, digest: str, url: str, fs: File
         corrupt += damaged
         if live < 0:
             os.replace(segment.path, segment.path + ".unknown-format")
-            emit(f"rudder_analytics journal: {segment.path} is not a version-"
+            emit(f"journal: {segment.path} is not a version-"
                  f"{FORMAT_VERSION} segment; set aside")
             continue
         if live == 0:

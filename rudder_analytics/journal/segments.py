@@ -54,8 +54,14 @@ class Segment:
     # --- writing ---------------------------------------------------------------------
 
     def create(self) -> None:
-        self.fd = self.fs.open_append(self.path)
-        self.fs.write(self.fd, HEADER)
+        fd = self.fs.open_append(self.path)
+        try:
+            self.fs.write(fd, HEADER)
+        except OSError:
+            self.fs.close(fd)
+            self.fs.remove(self.path)
+            raise
+        self.fd = fd
         self.size = len(HEADER)
 
     def append(self, blob: bytes, count: int) -> int:

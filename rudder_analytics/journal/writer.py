@@ -212,7 +212,7 @@ class Journal:
         self.committed += len(parts)
         if not self.healthy:
             self.healthy = True
-            emit("rudder_analytics journal: writing again (events are persisted)")
+            emit("journal: writing again (events are persisted)")
 
     def _failed(self, exc: OSError, pending: list[bytes]) -> None:
         """A write failed: undo its partial bytes, keep the events in memory only."""
@@ -226,7 +226,7 @@ class Journal:
         if self.healthy:
             self.healthy = False
             what = "disk full" if exc.errno == errno.ENOSPC else str(exc)
-            emit(f"rudder_analytics journal: cannot write to {self.path} ({what}); events are "
+            emit(f"journal: cannot write to {self.path} ({what}); events are "
                  "kept in memory only until it can")
         self._lost(pending)
 
