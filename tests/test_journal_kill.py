@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import IO, Callable
 
 from rudder_analytics import Client
 from rudder_analytics.devserver import DevServer
@@ -38,7 +39,7 @@ def child(run):
         os.write(1, f"C {run} {count}\n".encode())
     writer.on_commit = committed
     client = rudder_analytics.Client("key", url, persist_dir=persist, max_queue_size=500,
-                                     upload_size=%d, upload_interval=0.02, atexit=False)
+                                     upload_size=UPLOAD, upload_interval=0.02, atexit=False)
     n = 0
     while True:
         ok, _ = client.track("u", "e", message_id=f"r{run}-{n}")
@@ -57,13 +58,13 @@ for line in sys.stdin:
     os.write(1, f"P {run} {pid}\n".encode())
     os.waitpid(pid, 0)
     os.write(1, f"R {run}\n".encode())
-""" % UPLOAD_SIZE
+""".replace("UPLOAD", str(UPLOAD_SIZE))
 
 
 class Lines:
     """The zygote's output, parsed on a thread; waits are on a Condition."""
 
-    def __init__(self, stream: "subprocess.IO[bytes]") -> None:  # type: ignore[name-defined]
+    def __init__(self, stream: IO[bytes]) -> None:
         self.cond = threading.Condition()
         self.pids: dict[int, int] = {}
         self.committed: dict[int, int] = {}
@@ -71,7 +72,7 @@ class Lines:
         self.refused = 0
         threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self, stream: "subprocess.IO[bytes]") -> None:  # type: ignore[name-defined]
+    def _read(self, stream: IO[bytes]) -> None:
         for raw in stream:
             kind, run, *rest = raw.decode().split()
             with self.cond:
@@ -85,9 +86,9 @@ class Lines:
                     self.refused += 1
                 self.cond.notify_all()
 
-    def wait(self, predicate: "object", timeout: float = 10.0) -> bool:
+    def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
         with self.cond:
-            return self.cond.wait_for(predicate, timeout)  # type: ignore[arg-type]
+            return self.cond.wait_for(predicate, timeout)
 
 
 def test_sigkill_at_random_moments_loses_no_committed_event(tmp_path: Path) -> None:
@@ -105,10 +106,10 @@ def test_sigkill_at_random_moments_loses_no_committed_event(tmp_path: Path) -> N
             for run in range(ROUNDS):
                 zygote.stdin.write(f"{run}\n".encode())
                 zygote.stdin.flush()
-                assert lines.wait(lambda: run in lines.pids)
+                assert lines.wait(lambda run=run: run in lines.pids)  # type: ignore[misc]
                 time.sleep(rng.uniform(0.0, 0.12))  # the random moment of the kill
                 os.kill(lines.pids[run], signal.SIGKILL)
-                assert lines.wait(lambda: run in lines.reaped)
+                assert lines.wait(lambda run=run: run in lines.reaped)  # type: ignore[misc]
         finally:
             zygote.stdin.close()
             zygote.wait(10)
@@ -129,7 +130,6 @@ def test_sigkill_at_random_moments_loses_no_committed_event(tmp_path: Path) -> N
         assert not missing, f"{len(missing)} committed events lost, e.g. {sorted(missing)[:5]}"
         duplicates = sum(n - 1 for n in ids.values() if n > 1)
         assert duplicates <= ROUNDS * 3 * UPLOAD_SIZE, duplicates
-        print("expected", len(expected), "duplicates", duplicates, "events", sum(ids.values()))
         assert lines.refused == 0
     leftover = [p for p in Path(persist).rglob("seg-*.log")]
     assert len(leftover) <= 1  # delivered means deleted
