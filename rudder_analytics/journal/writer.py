@@ -401,10 +401,10 @@ class Journal:
                 with contextlib.suppress(OSError):
                     segment.sync()
             segment.close()
-        empty = not [s for s in self._segments if not s.deleted]
         for segment in self._segments:
-            if empty:
-                segment.delete()
+            if not segment.deleted and segment.live <= 0 and not segment.unread:
+                segment.delete()  # the active one too: everything in it is settled
+        empty = not [s for s in self._segments if not s.deleted]
         release(self.path, self._dir.lock_fd, remove=empty)
         self._dir.lock_fd = None
         for adopted in self._adopted:
