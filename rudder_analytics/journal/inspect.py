@@ -30,7 +30,7 @@ class JournalInfo:
     """The oldest pending event's ``originalTimestamp`` (or ``timestamp``)."""
     damaged: int = 0
     """Records that fail their checksum, plus segments not of our format."""
-    payloads: "list[bytes]" = field(default_factory=list, repr=False)
+    payloads: list[bytes] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "payloads"}

@@ -24,8 +24,9 @@ from typing import Callable, Optional
 from ..buffer import EventBuffer
 from ..report import emit
 from ..stats import DropReason, Stats
-from .format import encode_record, scan
+from .format import encode_record
 from .fs import FileSystem
+from .readback import Entry, drain, read_back
 from .recovery import Adopted, adopt_dead
 from .segments import Segment, segment_name
 from .store import JournalDir, release
@@ -39,7 +40,6 @@ COMMIT_INTERVAL = 0.005
 IDLE_WAIT = 0.1
 RETRY_AFTER_ERROR = 1.0
 REFILL_PER_COMMIT = 5000
-READ_CHUNK = 1024 * 1024
 PENDING_MAX = 100_000
 """Events waiting for a commit beyond the queue size before spills are refused."""
 
@@ -47,7 +47,6 @@ on_commit: Optional[Callable[[int], None]] = None
 """Test seam: called on the journal thread with how many appended events are
 committed (written, and synced under ``persist_fsync="always"``), in append order."""
 
-Entry = tuple[bytes, Segment, int, int, int]  # message, segment, seq, start, end
 
 
 class Journal:
@@ -150,9 +149,9 @@ class Journal:
             self._wake.clear()
 
     def _cycle(self, refill: bool) -> bool:
-        acks = _drain(self._acks)
-        spills = _drain(self._spills)
-        pending = _drain(self._pending)
+        acks = drain(self._acks)
+        spills = drain(self._spills)
+        pending = drain(self._pending)
         if pending:
             self._write(pending)
         if spills:
@@ -309,38 +308,10 @@ class Journal:
 
     def _read_back(self, segment: Segment, budget: int) -> tuple[int, bool]:
         """Up to ``budget`` records of ``segment`` into the queue: (moved, queue full)."""
-        moved = 0
-        recovered = segment in self._adopted_set()
-        while segment.unread and moved < budget:
-            span = segment.unread[0]
-            base = span[0]
-            try:
-                data = self.fs.read(segment.path, base, min(span[1] - base, READ_CHUNK))
-            except OSError:
-                segment.unread.clear()
-                break
-            result = scan(data)
-            span[0] = base + (result.good_end if result.records else max(len(data), 1))
-            for record in result.records:
-                if record.seq in segment.acked:
-                    continue
-                message = bytes(record.payload)
-                self._map[id(message)] = (message, segment, record.seq,
-                                          base + record.offset, base + record.end)
-                if not self._buffer.put(message):
-                    del self._map[id(message)]
-                    span[0] = base + record.offset
-                    return moved, True
-                segment.in_memory += 1
-                moved += 1
-                if recovered:
-                    self.recovered += 1
-                if moved >= budget:
-                    span[0] = base + record.end
-                    break
-            if span[0] >= span[1]:
-                segment.unread.pop(0)
-        return moved, False
+        moved, full = read_back(segment, budget, self._buffer, self._map)
+        if segment in self._adopted_set():
+            self.recovered += moved
+        return moved, full
 
     def _adopted_set(self) -> set[Segment]:
         return {s for adopted in self._adopted for s in adopted.segments}
@@ -415,11 +386,7 @@ class Journal:
         """In a forked child: drop every inherited descriptor without unlocking or
         touching the parent's files (the child builds its own journal)."""
         for segment in self._all_segments():
-            for fd in (segment.fd, segment.ack_fd):
-                if fd is not None:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
-            segment.fd = segment.ack_fd = None
+            segment.close()  # closing a descriptor in the child leaves the parent's alone
         self._dir.forget_after_fork()
         for adopted in self._adopted:
             with contextlib.suppress(OSError):
@@ -427,9 +394,3 @@ class Journal:
         self._adopted = []
         self._segments = []
         self._map = {}
-
-
-def _drain(queue: deque[bytes] | deque[list[bytes]]) -> list:  # type: ignore[type-arg]
-    """Pop what is in ``queue`` now (appends from other threads go on meanwhile)."""
-    pop = queue.popleft
-    return [pop() for _ in range(len(queue))]
