@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 __all__ = [
-    "ACK", "FORMAT_VERSION", "HEADER", "RECORD", "Record", "ScanResult",
+    "ACK", "FORMAT_VERSION", "HEADER", "RECORD", "Record", "ScanResult", "checksum",
     "decode_acks", "encode_ack", "encode_record", "scan",
 ]
 
@@ -57,10 +57,14 @@ class ScanResult(NamedTuple):
     """Offset just after the last whole record: anything after it is a torn tail."""
 
 
+def checksum(seq: int, payload: bytes) -> int:
+    """A record's CRC-32: of the payload, started from the low 32 bits of ``seq``."""
+    return zlib.crc32(payload, seq & 0xFFFFFFFF)
+
+
 def encode_record(seq: int, payload: bytes, flags: int = 0) -> bytes:
     """Header plus payload for one record."""
-    body = struct.pack("<QB", seq, flags) + payload
-    return RECORD.pack(len(payload), zlib.crc32(body), seq, flags) + payload
+    return RECORD.pack(len(payload), checksum(seq, payload), seq, flags) + payload
 
 
 def encode_ack(first: int, last: int) -> bytes:
@@ -94,10 +98,10 @@ def _record_at(data: bytes, offset: int) -> tuple[int, Record | None]:
     end = offset + RECORD.size + length
     if end > len(data):
         return 1, None
-    body = data[offset + 8:end]  # seq, flags, payload
-    if zlib.crc32(body) != crc:
+    payload = data[offset + RECORD.size:end]
+    if checksum(seq, payload) != crc:
         return 2, None
-    return 0, Record(offset, end, seq, data[offset + RECORD.size:end])
+    return 0, Record(offset, end, seq, payload)
 
 
 def scan(data: bytes, start: int = 0) -> ScanResult:

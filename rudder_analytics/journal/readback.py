@@ -14,8 +14,8 @@ __all__ = ["READ_CHUNK", "Entry", "drain", "read_back"]
 READ_CHUNK = 1024 * 1024
 """Bytes read from a segment at once: memory stays bounded whatever the backlog."""
 
-Entry = tuple[bytes, Segment, int, int, int]
-"""Where a queued event lives: (message, segment, seq, start offset, end offset)."""
+Entry = tuple[bytes, Segment, int, int]
+"""Where a queued event lives: (message, segment, seq, offset of its record)."""
 
 
 def read_back(segment: Segment, budget: int, buffer: EventBuffer,
@@ -37,8 +37,7 @@ def read_back(segment: Segment, budget: int, buffer: EventBuffer,
             if record.seq in segment.acked:
                 continue
             message = bytes(record.payload)
-            table[id(message)] = (message, segment, record.seq,
-                                  base + record.offset, base + record.end)
+            table[id(message)] = (message, segment, record.seq, base + record.offset)
             if not buffer.put(message):
                 del table[id(message)]
                 span[0] = base + record.offset

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 from ..buffer import EventBuffer
 from ..report import emit
 from ..stats import DropReason, Stats
-from .format import encode_record
+from .format import RECORD, checksum
 from .fs import FileSystem
 from .readback import Entry, drain, read_back
 from .recovery import Adopted, adopt_dead
@@ -192,23 +192,33 @@ class Journal:
             self._lost(pending)
             return
         first = self._next_seq
-        parts = [encode_record(first + i, data) for i, data in enumerate(pending)]
+        pack, crc = RECORD.pack, checksum
+        parts: list[bytes] = []
+        append = parts.append
+        seq = first
+        for data in pending:
+            append(pack(len(data), crc(seq, data), seq, 0))
+            append(data)
+            seq += 1
         try:
             segment = self._active()
-            start = segment.append(b"".join(parts), len(parts))
+            start = segment.append(b"".join(parts), len(pending))
         except OSError as exc:
             self._failed(exc, pending)
             return
-        self._next_seq += len(parts)
+        self._next_seq = seq
         table = self._map
-        for i, data in enumerate(pending):
-            end = start + len(parts[i])
-            table[id(data)] = (data, segment, first + i, start, end)
-            start = end
-        segment.in_memory += len(parts)
+        seq = first
+        header = RECORD.size
+        for data in pending:
+            table[id(data)] = (data, segment, seq, start)
+            start += header + len(data)
+            seq += 1
+        count = len(pending)
+        segment.in_memory += count
         self._dirty = True
-        self.persisted += len(parts)
-        self.committed += len(parts)
+        self.persisted += count
+        self.committed += count
         if not self.healthy:
             self.healthy = True
             emit("journal: writing again (events are persisted)")
@@ -241,9 +251,9 @@ class Journal:
             if entry is None or entry[0] is not data:
                 lost += 1  # its write failed: it is nowhere now
                 continue
-            _, segment, _, start, end = entry
+            data, segment, _, start = entry
             segment.in_memory -= 1
-            segment.mark_unread(start, end)
+            segment.mark_unread(start, start + RECORD.size + len(data))
         if lost:
             self._stats.add_dropped(DropReason.QUEUE_FULL, lost, enqueued=False,
                                     cause="the journal could not write them")

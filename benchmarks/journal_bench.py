@@ -1,0 +1,135 @@
+"""The journal's costs (issue #12): prints one table.
+
+Rows: track() caller cost with and without ``persist_dir`` in the same run
+(interleaved rounds, medians), CPU per event of the whole process, the group-commit
+interval and an event's time-to-commit at p50/p99 while the caller loops flat out,
+and recovery: how fast a restarted client reads a backlog back and delivers it.
+
+    python benchmarks/journal_bench.py [--events 50000] [--rounds 5] [--backlog 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+
+from rudder_analytics import Client
+from rudder_analytics.devserver import DevServer
+from rudder_analytics.journal import writer
+
+KEY = "bench"
+
+
+def _round(url: str, events: int, persist: str | None) -> tuple[float, float]:
+    """(µs per track call, CPU µs per event including delivery) for one client."""
+    options = {"persist_dir": persist} if persist else {}
+    client = Client(KEY, url, atexit=False, max_queue_size=events + 1, **options)
+    client.track("u", "warm")
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for i in range(events):
+        client.track("u", "Order Completed", {"order": i, "total": 12.5})
+    caller = time.perf_counter() - t0
+    client.flush(60)
+    cpu = time.process_time() - cpu0
+    client.shutdown()
+    return caller / events * 1e6, cpu / events * 1e6
+
+
+def _commit_latency(url: str, events: int) -> tuple[list[float], list[float]]:
+    """Commit intervals and sampled time-to-commit (ms) under a flat-out caller loop."""
+    commits: list[tuple[int, float]] = []
+    writer.on_commit = lambda n: commits.append((n, time.perf_counter()))
+    sent: list[tuple[int, float]] = []
+    with tempfile.TemporaryDirectory() as persist:
+        client = Client(KEY, url, atexit=False, max_queue_size=events + 1, persist_dir=persist)
+        for i in range(events):
+            if i % 50 == 0:
+                sent.append((i + 1, time.perf_counter()))
+            client.track("u", "e", {"i": i})
+        done = threading.Event()
+        writer.on_commit = lambda n: (commits.append((n, time.perf_counter())),
+                                      n >= events and done.set())
+        done.wait(10)
+        client.shutdown()
+    writer.on_commit = None
+    intervals = [(b[1] - a[1]) * 1e3 for a, b in zip(commits, commits[1:])]
+    ages, j = [], 0
+    for count, at in sent:
+        while j < len(commits) and commits[j][0] < count:
+            j += 1
+        if j < len(commits):
+            ages.append((commits[j][1] - at) * 1e3)
+    return intervals, ages
+
+
+def _recovery(url: str, server: DevServer, backlog: int) -> tuple[float, float]:
+    """(events/s read back into the queue, events/s delivered) after a restart."""
+    with tempfile.TemporaryDirectory() as persist:
+        server.fail_fraction(1.0)
+        client = Client(KEY, url, atexit=False, persist_dir=persist, max_retries=100_000,
+                        retry_deadline=3600, retry_base_delay=0.05, retry_max_delay=0.1,
+                        max_queue_size=1000)
+        for i in range(backlog):
+            client.track("u", "e", {"i": i})
+        done = threading.Event()
+        writer.on_commit = lambda n: n >= backlog and done.set()
+        done.wait(60)
+        writer.on_commit = None
+        client.shutdown(timeout=0.2)
+        server.clear_faults()
+        server.reset()
+        t0 = time.perf_counter()
+        started = Client(KEY, url, atexit=False, persist_dir=persist)
+        construct = time.perf_counter() - t0
+        while started.stats()["recovered"] < backlog * 0.99 and time.perf_counter() - t0 < 120:
+            time.sleep(0.01)
+        read = time.perf_counter() - t0
+        server.wait_for_events(int(backlog * 0.99), timeout=120)
+        delivered = time.perf_counter() - t0
+        started.shutdown()
+    print(f"(client construction with a {backlog:,}-event backlog: {construct * 1e3:.1f} ms)")
+    return backlog / read, backlog / delivered
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--backlog", type=int, default=200_000)
+    args = parser.parse_args()
+    with DevServer(write_keys=[KEY]) as server:
+        memory, journal = [], []
+        for _ in range(args.rounds):  # interleaved, so both see the same machine load
+            memory.append(_round(server.url, args.events, None))
+            with tempfile.TemporaryDirectory() as persist:
+                journal.append(_round(server.url, args.events, persist))
+            server.reset()
+        intervals, ages = _commit_latency(server.url, args.events)
+        read_rate, delivered_rate = _recovery(server.url, server, args.backlog)
+    m_call = statistics.median(c for c, _ in memory)
+    j_call = statistics.median(c for c, _ in journal)
+    m_cpu = statistics.median(c for _, c in memory)
+    j_cpu = statistics.median(c for _, c in journal)
+    print(f"| row | memory only | journal (persist_dir) |\n|---|---|---|")
+    print(f"| track() caller cost, µs/call (median of {args.rounds}) | {m_call:.2f} | "
+          f"{j_call:.2f} ({j_call / m_call:.2f}x) |")
+    print(f"| process CPU per event, µs (delivery included) | {m_cpu:.2f} | {j_cpu:.2f} "
+          f"(+{j_cpu - m_cpu:.2f}) |")
+    print(f"| group-commit interval p50 / p99, ms (flat-out caller) | - | "
+          f"{_p(intervals, 0.5):.1f} / {_p(intervals, 0.99):.1f} |")
+    print(f"| event time-to-commit p50 / p99, ms (flat-out caller) | - | "
+          f"{_p(ages, 0.5):.1f} / {_p(ages, 0.99):.1f} |")
+    print(f"| recovery after restart, events/s read back / delivered | - | "
+          f"{read_rate:,.0f} / {delivered_rate:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
