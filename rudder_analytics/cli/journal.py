@@ -12,14 +12,23 @@ import json
 import os
 import time
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, error
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PROG, error
+
+_EPILOG = f"""examples:
+  {PROG} journal /var/lib/app/rudder
+  {PROG} journal /var/lib/app/rudder --json
+  {PROG} journal /var/lib/app/rudder --send --write-key KEY --data-plane-url URL
+"""
 
 
 def add_journal_command(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                         connection: argparse.ArgumentParser) -> None:
     """Register the ``journal`` sub-command."""
-    parser = sub.add_parser("journal", parents=[connection],
-                            help="show (or --send) what a persist_dir journal holds")
+    parser = sub.add_parser(
+        "journal", parents=[connection], help="show (or --send) what a persist_dir journal holds",
+        description="Show what the journals in a persist_dir hold; --send delivers those "
+                    "whose owner died.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dir", metavar="DIR", help="the persist_dir (or one journal in it)")
     parser.add_argument("--send", action="store_true",
                         help="deliver the journals of dead processes with these credentials")
