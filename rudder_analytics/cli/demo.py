@@ -132,10 +132,10 @@ def _send_all(server: Any, args: argparse.Namespace) -> int:
 
 def _keep_running(server: Any) -> None:
     """Wait for Ctrl-C (the local data plane keeps answering meanwhile)."""
-    print(f"the local data plane keeps running at {server.url} "
-          f"(write key {DEMO_WRITE_KEY}); press Ctrl-C to stop", flush=True)
     forever = threading.Event()
-    try:
+    try:  # the prompt is inside: a Ctrl-C right after it is still this wait's
+        print(f"the local data plane keeps running at {server.url} "
+              f"(write key {DEMO_WRITE_KEY}); press Ctrl-C to stop", flush=True)
         while not forever.wait(1.0):
             pass
     except KeyboardInterrupt:
