@@ -179,6 +179,9 @@ flush_timeout: _Optional[float] = None
 handle_sigterm: _Optional[bool] = None
 on_full: _Optional[str] = None  # "drop" (the default) or "block"
 block_timeout: _Optional[float] = None
+persist_dir: _Optional[str] = None  # the durable journal (docs/guides/journal.md)
+persist_max_bytes: _Optional[int] = None
+persist_fsync: _Optional[str] = None  # "never", "interval" (the default) or "always"
 
 _facade.bind(_sys.modules[__name__])  # and every Config field added since: None
 _sys.modules[__name__].__class__ = _facade.SettingsModule
