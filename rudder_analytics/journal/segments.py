@@ -14,8 +14,11 @@ __all__ = ["Segment", "ack_ranges"]
 
 def ack_ranges(seqs: list[int]) -> list[tuple[int, int]]:
     """Sorted sequence numbers folded into ``(first, last)`` runs."""
+    seqs = sorted(seqs)
+    if seqs and seqs[-1] - seqs[0] + 1 == len(seqs) == len(set(seqs)):
+        return [(seqs[0], seqs[-1])]  # the usual case: one contiguous batch
     runs: list[tuple[int, int]] = []
-    for seq in sorted(seqs):
+    for seq in seqs:
         if runs and seq == runs[-1][1] + 1:
             runs[-1] = (runs[-1][0], seq)
         else:
