@@ -137,14 +137,14 @@ def _times(x: float) -> str:
 
 
 FIGURES = [
-    Figure("caller_mean_us", "caller mean per track()", "delivery", _us, ("<=", 0.12)),
+    Figure("caller_mean_us", "caller mean per track()", "delivery", _us, ("<=", 0.06)),
     Figure("caller_p50_us", "caller p50", "delivery", _us),
-    Figure("caller_p99_us", "caller p99", "delivery", _us, ("<=", 0.10)),
+    Figure("caller_p99_us", "caller p99", "delivery", _us, ("<=", 0.05)),
     Figure("caller_p999_us", "caller p99.9", "delivery", _us),
-    Figure("e2e_events_per_s", "end-to-end events/s", "delivery", _rate, (">=", 5.0)),
-    Figure("cpu_ms_per_1000", "process CPU per 1,000 events", "delivery", _ms, ("<=", 0.20)),
+    Figure("e2e_events_per_s", "end-to-end events/s", "delivery", _rate, (">=", 8.0)),
+    Figure("cpu_ms_per_1000", "process CPU per 1,000 events", "delivery", _ms, ("<=", 0.08)),
     Figure("peak_rss", "peak RSS, data plane down", "memory", _mb),
-    Figure("bytes_per_event", "bytes per queued event, plane down", "memory", _bytes, ("<=", 0.40)),
+    Figure("bytes_per_event", "bytes per queued event, plane down", "memory", _bytes, ("<=", 0.35)),
     Figure("dropped", "dropped in burst, defaults, healthy", "burst", _count, ("==", 0), False),
     Figure("sustained_events_per_s", "sustained: events/s delivered, backfill loop, 1 core",
            "sustained", _rate, (">=", 5.0)),
@@ -370,6 +370,18 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
         f"- Sink event counting (marker count checked against `len(batch)` on sampled bodies): "
         f"{info['verified']} bodies parsed, {info['mismatches']} mismatches."
     )
+    stdlib, base = medians.get("ours-stdlib"), medians.get(BASELINE)
+    if stdlib and base:
+        checks = []
+        for key, label, limit in (("delivery:caller_mean_us", "caller mean", 0.25),
+                                  ("delivery:cpu_ms_per_1000", "CPU per 1,000 events", 0.20)):
+            if not _nan(stdlib.get(key)) and base.get(key):
+                ratio = stdlib[key] / base[key]
+                verdict = "yes" if ratio <= limit else "**no**"
+                checks.append(f"{label} {ratio:.2f}{X} (target ≤ {limit:.2f}{X}: {verdict})")
+        if checks:
+            out.append("- Without orjson (`ours-stdlib`, stdlib json only): " + "; ".join(checks)
+                       + ".")
     spreads = []
     for sdk in sdks:
         m = medians.get(sdk) or {}
