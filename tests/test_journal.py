@@ -274,3 +274,35 @@ def test_power_loss(tmp_path: Path, server: DevServer, monkeypatch: pytest.Monke
         assert server.wait_for_events(300, timeout=10)
         again.flush(5)
     assert {f"p-{i}" for i in range(300)} <= _ids(server)
+
+
+def test_unknown_format_is_set_aside_with_a_warning(
+        tmp_path: Path, server: DevServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A journal of another format version is renamed out of the way, said once, and the
+    client starts and delivers as usual."""
+    future = tmp_path / "j-1-future"
+    future.mkdir()
+    (future / "meta.json").write_text('{"format": 99}')
+    (future / "seg-00000001.log").write_bytes(b"RSJ\x63" + b"\0" * 100)
+    with Client(KEY, server.url, persist_dir=str(tmp_path), upload_interval=0.02) as client:
+        client.track("u", "e", message_id="ok")
+        assert client.flush(5)
+        client.flush(0.3)  # the journal thread's first cycle has run
+    assert not future.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("set-aside-")]
+    assert any("format 99" in r.getMessage() for r in caplog.records)
+    assert _ids(server) == {"ok"}
+
+
+def test_torn_tail_is_truncated_and_the_rest_delivered(tmp_path: Path,
+                                                       server: DevServer) -> None:
+    """A segment cut in the middle of its last record loses only that record."""
+    _leave_undelivered(server, tmp_path, "t", 100)
+    segment = next(tmp_path.rglob("seg-*.log"))
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-5])
+    with Client(KEY, server.url, persist_dir=str(tmp_path), upload_interval=0.02) as client:
+        assert server.wait_for_events(99, timeout=10)
+        client.flush(5)
+    assert {f"t-{i}" for i in range(99)} <= _ids(server)
+    assert client.stats()["dropped"]["corrupt"] == 0

@@ -300,30 +300,20 @@ class Journal:
     def _refill(self) -> bool:
         """Read records that are on disk only back into the queue while it has room."""
         budget = REFILL_PER_COMMIT
-        moved = 0
+        adopted = {s for journal in self._adopted for s in journal.segments}
         for segment in self._all_segments():
             if budget <= 0 or len(self._buffer) >= self._queue_size // 2:
                 break
             if segment.deleted or not segment.unread:
                 continue
-            count, full = self._read_back(segment, budget)
-            moved += count
+            count, full = read_back(segment, budget, self._buffer, self._map)
             budget -= count
+            self.recovered += count if segment in adopted else 0
             if full:
                 break
-        if moved:
+        if budget < REFILL_PER_COMMIT:
             self._start_workers()
-        return moved > 0
-
-    def _read_back(self, segment: Segment, budget: int) -> tuple[int, bool]:
-        """Up to ``budget`` records of ``segment`` into the queue: (moved, queue full)."""
-        moved, full = read_back(segment, budget, self._buffer, self._map)
-        if segment in self._adopted_set():
-            self.recovered += moved
-        return moved, full
-
-    def _adopted_set(self) -> set[Segment]:
-        return {s for adopted in self._adopted for s in adopted.segments}
+        return budget < REFILL_PER_COMMIT
 
     def _evict(self) -> None:
         """Past ``persist_max_bytes``: remove the oldest whole sealed segment, counted."""
