@@ -39,6 +39,7 @@ def attach(config: Config, buffer: EventBuffer, stats: Stats,
     """A client's journal, acknowledged by ``pool``; None (memory only, said once) if
     the directory cannot hold one now."""
     assert config.persist_dir is not None
+    pool.observer = None  # after a fork: never the parent's journal
     try:
         journal = open_journal(config.persist_dir, config.write_key, config.data_plane_url,
                                buffer, stats, config.persist_max_bytes, config.persist_fsync,
