@@ -118,7 +118,7 @@ def main() -> None:
     j_call = statistics.median(c for c, _ in journal)
     m_cpu = statistics.median(c for _, c in memory)
     j_cpu = statistics.median(c for _, c in journal)
-    print(f"| row | memory only | journal (persist_dir) |\n|---|---|---|")
+    print("| row | memory only | journal (persist_dir) |\n|---|---|---|")
     print(f"| track() caller cost, µs/call (median of {args.rounds}) | {m_call:.2f} | "
           f"{j_call:.2f} ({j_call / m_call:.2f}x) |")
     print(f"| process CPU per event, µs (delivery included) | {m_cpu:.2f} | {j_cpu:.2f} "
