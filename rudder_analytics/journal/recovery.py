@@ -21,7 +21,7 @@ from .fs import FileSystem
 from .segments import Segment, segment_index
 from .store import dead_journals, key_hash, release, set_aside
 
-__all__ = ["Adopted", "adopt_dead"]
+__all__ = ["Adopted", "adopt_dead", "load_segment"]
 
 logger = logging.getLogger("rudder_analytics")
 
@@ -35,14 +35,14 @@ class Adopted:
     segments: list[Segment] = field(default_factory=list)
 
 
-def adopt_dead(root: str, own: str, write_key: str, url: str, fs: FileSystem,
-               stats: Stats) -> list[Adopted]:
+def adopt_dead(root: str, own: str, write_key: str, url: str,
+               fs: FileSystem) -> list[Adopted]:
     """Every dead journal under ``root`` with our credentials, locked and loaded."""
     adopted: list[Adopted] = []
     digest = key_hash(write_key)
     for path, fd, meta in dead_journals(root, own):
         try:
-            journal = _adopt_one(path, fd, meta, digest, url, fs, stats)
+            journal = _adopt_one(path, fd, meta, digest, url, fs)
         except OSError as exc:
             logger.warning("rudder_analytics journal: cannot adopt %s: %s", path, exc)
             journal = None
@@ -59,8 +59,8 @@ def _unlock(fd: int) -> None:
         os.close(fd)
 
 
-def _adopt_one(path: str, fd: int, meta: object, digest: str, url: str, fs: FileSystem,
-               stats: Stats) -> Adopted | None:
+def _adopt_one(path: str, fd: int, meta: object, digest: str, url: str,
+               fs: FileSystem) -> Adopted | None:
     names = sorted(os.listdir(path))
     segment_names = [n for n in names if segment_index(n) is not None]
     if not isinstance(meta, dict):
@@ -81,24 +81,26 @@ def _adopt_one(path: str, fd: int, meta: object, digest: str, url: str, fs: File
         _unlock(fd)  # another source's events: never ours to send
         return None
     journal = Adopted(path, fd)
-    corrupt = 0
-    for name in segment_names:
+    for name in segment_names:  # read later, one at a time, by the journal thread
         segment = Segment(os.path.join(path, name), fs)
-        live, damaged = segment.load()
-        corrupt += damaged
-        if live < 0:
-            os.replace(segment.path, segment.path + ".unknown-format")
-            emit(f"journal: {segment.path} is not a version-"
-                 f"{FORMAT_VERSION} segment; set aside")
-            continue
-        if live == 0:
-            segment.delete()
-            continue
+        segment.defer_load(os.path.getsize(segment.path))
         journal.segments.append(segment)
-    if corrupt:
-        stats.add_dropped(DropReason.CORRUPT, corrupt, enqueued=False,
-                          cause=f"damaged records in {path}")
     if not journal.segments:
         release(path, fd, remove=True)
         return None
     return journal
+
+
+def load_segment(segment: Segment, stats: Stats) -> None:
+    """Read an adopted segment's index when its turn comes; damage is counted, a file
+    of another format is set aside, an empty one deleted."""
+    live, corrupt = segment.load()
+    if corrupt:
+        stats.add_dropped(DropReason.CORRUPT, corrupt, enqueued=False,
+                          cause=f"damaged records in {segment.path}")
+    if live < 0:
+        segment.deleted = True
+        os.replace(segment.path, segment.path + ".unknown-format")
+        emit(f"journal: {segment.path} is not a version-{FORMAT_VERSION} segment; set aside")
+    elif live == 0:
+        segment.delete()

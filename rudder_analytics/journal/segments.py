@@ -49,6 +49,8 @@ class Segment:
         self.in_memory = 0
         """Records whose event is in the queue or in flight now (not on disk only)."""
         self.deleted = False
+        self.loaded = True
+        """False for an adopted segment not read yet (see :meth:`defer_load`)."""
 
     @property
     def ack_path(self) -> str:
@@ -111,12 +113,21 @@ class Segment:
 
     # --- reading back ----------------------------------------------------------------
 
+    def defer_load(self, size: int) -> None:
+        """An adopted segment, read only when its turn comes (start-up reads nothing)."""
+        self.loaded = False
+        self.size = size
+        self.sealed = True
+        self.live = 1  # unknown until loaded: never deleted unread
+
     def load(self) -> tuple[int, int]:
         """A segment left by a dead process: (unread records, torn/corrupt count).
 
         Returns ``(-1, 0)`` when the file is not of our format (it is set aside).
         A torn tail is truncated; records are counted, acks loaded.
         """
+        self.loaded = True
+        self.live = 0
         data = self.fs.read(self.path)
         if version_of(data[:len(HEADER)]) != HEADER[3]:
             return -1, 0

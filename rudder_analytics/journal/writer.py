@@ -30,7 +30,7 @@ from ..stats import DropReason, Stats
 from .format import RECORD
 from .fs import FileSystem
 from .readback import Entry, drain, read_back
-from .recovery import Adopted, adopt_dead
+from .recovery import Adopted, adopt_dead, load_segment
 from .segments import Segment, segment_name
 from .store import JournalDir, release
 
@@ -131,8 +131,7 @@ class Journal:
 
     def _run(self) -> None:
         try:
-            self._adopted = adopt_dead(self._root, self.path, self._key, self._url, self.fs,
-                                       self._stats)
+            self._adopted = adopt_dead(self._root, self.path, self._key, self._url, self.fs)
         except Exception:  # damage never blocks: journal on without recovery
             logger.exception("rudder_analytics journal: recovery scan failed")
         while True:
@@ -304,6 +303,8 @@ class Journal:
         for segment in self._all_segments():
             if budget <= 0 or len(self._buffer) >= self._queue_size // 2:
                 break
+            if not segment.loaded:
+                load_segment(segment, self._stats)
             if segment.deleted or not segment.unread:
                 continue
             count, full = read_back(segment, budget, self._buffer, self._map)
@@ -327,6 +328,8 @@ class Journal:
                     self._seal(segments[-1])
                     continue
                 return
+            if not victim.loaded:
+                load_segment(victim, self._stats)
             lost = max(0, victim.live - victim.in_memory)
             victim.live = 0
             victim.unread.clear()
