@@ -199,44 +199,10 @@ class Config:
         return config
 
     def _check(self) -> None:
-        def positive(name: str, integer: bool = True) -> None:
-            value = getattr(self, name)
-            kind = int if integer else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
-                what = "a positive integer" if integer else "a positive number"
-                raise ConfigurationError(f"{name} must be {what}, got {value!r}")
-
-        for name in ("max_queue_size", "max_queue_bytes", "upload_bytes",
-                     "thread", "max_message_size", "max_request_bytes", "max_response_bytes"):
-            positive(name)
-        if self.upload_size is not None:
-            positive("upload_size")
-        for name in ("upload_interval", "retry_deadline", "retry_base_delay", "retry_max_delay",
-                     "shutdown_timeout", "sync_deadline", "flush_timeout", "block_timeout"):
-            positive(name, integer=False)
-        if self.on_full not in ON_FULL:
-            raise ConfigurationError(
-                f"on_full must be one of {', '.join(map(repr, ON_FULL))}, got {self.on_full!r}")
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) \
-                or self.max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, got {self.max_retries!r}")
-        if not isinstance(self.gzip_level, int) or not 1 <= self.gzip_level <= 9:
-            raise ConfigurationError(f"gzip_level must be 1..9, got {self.gzip_level!r}")
-        timeouts = self.timeout if isinstance(self.timeout, tuple) else (self.timeout,)
-        if not timeouts or any(
-            isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0 for t in timeouts
-        ):
-            raise ConfigurationError(f"timeout must be positive seconds, got {self.timeout!r}")
-        if self.max_message_size + 200 > self.max_request_bytes:
-            raise ConfigurationError("max_message_size must leave room within max_request_bytes")
-        for name in ("on_error", "on_drop"):
-            callback = getattr(self, name)
-            if not callback and not callable(callback):  # False/0/"": "no callback", as peers
-                object.__setattr__(self, name, None)
-            elif callback is not None and not callable(callback):
-                raise ConfigurationError(
-                    f"{name} must be callable or None, not {type(callback).__name__}")
-        object.__setattr__(self, "before_send", _hooks(self.before_send))
+        """Apply every rule below; the first broken one raises ConfigurationError."""
+        _check_limits(self)
+        _check_choices(self)
+        _check_callbacks(self)
         if self.proxies is not None and not isinstance(self.proxies, Mapping):
             raise ConfigurationError("proxies must be a mapping of scheme to proxy URL")
         _check_persist(self)
@@ -330,3 +296,58 @@ def _check_persist(config: Config) -> None:
         raise ConfigurationError(
             f"persist_dir {config.persist_dir!r} cannot hold a journal: {exc}") from None
     object.__setattr__(config, "persist_dir", path)
+
+
+_POSITIVE_INTEGERS = ("max_queue_size", "max_queue_bytes", "upload_bytes", "thread",
+                      "max_message_size", "max_request_bytes", "max_response_bytes")
+_POSITIVE_SECONDS = ("upload_interval", "retry_deadline", "retry_base_delay", "retry_max_delay",
+                     "shutdown_timeout", "sync_deadline", "flush_timeout", "block_timeout")
+
+
+def _positive(config: Config, name: str, integer: bool = True) -> None:
+    value = getattr(config, name)
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ConfigurationError(f"{name} must be {what}, got {value!r}")
+
+
+def _check_limits(config: Config) -> None:
+    """Sizes, counts and seconds are positive; a message fits in a request."""
+    for name in _POSITIVE_INTEGERS:
+        _positive(config, name)
+    if config.upload_size is not None:
+        _positive(config, "upload_size")
+    for name in _POSITIVE_SECONDS:
+        _positive(config, name, integer=False)
+    retries = config.max_retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError(f"max_retries must be >= 0, got {retries!r}")
+    timeouts = config.timeout if isinstance(config.timeout, tuple) else (config.timeout,)
+    if not timeouts or any(
+        isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0 for t in timeouts
+    ):
+        raise ConfigurationError(f"timeout must be positive seconds, got {config.timeout!r}")
+    if config.max_message_size + 200 > config.max_request_bytes:
+        raise ConfigurationError("max_message_size must leave room within max_request_bytes")
+
+
+def _check_choices(config: Config) -> None:
+    """Options that take one of a few values."""
+    if config.on_full not in ON_FULL:
+        raise ConfigurationError(
+            f"on_full must be one of {', '.join(map(repr, ON_FULL))}, got {config.on_full!r}")
+    if not isinstance(config.gzip_level, int) or not 1 <= config.gzip_level <= 9:
+        raise ConfigurationError(f"gzip_level must be 1..9, got {config.gzip_level!r}")
+
+
+def _check_callbacks(config: Config) -> None:
+    """Callbacks are callables; a falsy value means "none", as in the peer SDKs."""
+    for name in ("on_error", "on_drop"):
+        callback = getattr(config, name)
+        if not callback and not callable(callback):  # False/0/"": "no callback", as peers
+            object.__setattr__(config, name, None)
+        elif callback is not None and not callable(callback):
+            raise ConfigurationError(
+                f"{name} must be callable or None, not {type(callback).__name__}")
+    object.__setattr__(config, "before_send", _hooks(config.before_send))
