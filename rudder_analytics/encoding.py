@@ -8,8 +8,8 @@ stored bytes and splicing the per-attempt ``sentAt`` into each message.
 Fast path: ``orjson`` (a dependency on CPython, where it has wheels), else the
 standard library's C encoder, made once at import. Both produce the same JSON
 values; anything either one cannot take directly (NaN, integers beyond 2**53,
-non-string keys, unknown types) goes through :func:`_sanitize`, a slower walk that converts what can be
-converted and names the path of what cannot.
+non-string keys, unknown types) goes through :func:`_sanitize`, a slower walk
+that converts what can be converted and names the path of what cannot.
 """
 
 from __future__ import annotations
