@@ -48,13 +48,13 @@ class EventBuffer:
         self._last_take = 0.0
         self._items: deque[bytes] = deque()
         self._bytes = 0
-        self.put_count = 0
+        self.put_count: int = 0
         """Events ever accepted: the sequence number of the newest one."""
-        self.take_count = 0
+        self.take_count: int = 0
         """Events ever taken by workers (or discarded at shutdown)."""
-        self.wake = threading.Event()
+        self.wake: threading.Event = threading.Event()
         """Set when workers have something to do: a batch is possible, a flush, a stop."""
-        self.closed = False
+        self.closed: bool = False
         """Set by :meth:`drain` at shutdown: later puts are refused, not stranded."""
 
     def reset_after_fork(self) -> None:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Client"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 Result = CallResult
 """What every event call returns: ``(success, message)``, as rudder-sdk-python does; a
@@ -113,7 +113,7 @@ class Client(AsyncMethods):
         self._send = config.send
         self._sync = config.sync_mode
         self._closed = False
-        self.not_delivered = 0
+        self.not_delivered: int = 0
         """Events that :meth:`shutdown` could not deliver (dropped during it, or in flight),
         each counted once."""
         self._drops_seen_by_flush = 0
@@ -531,7 +531,7 @@ class Client(AsyncMethods):
     upload_interval: _compat.ConfigAttribute[float] = _compat.ConfigAttribute("upload_interval")
     thread: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("thread")
 
-    consumers = _compat.PeerOnlyAttribute()
-    oauth_manager = _compat.PeerOnlyAttribute()
-    max_total_backoff_duration = _compat.PeerOnlyAttribute()
-    max_rate_limit_duration = _compat.PeerOnlyAttribute()
+    consumers: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()
+    oauth_manager: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()
+    max_total_backoff_duration: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()
+    max_rate_limit_duration: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()

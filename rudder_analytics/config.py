@@ -20,7 +20,7 @@ from .exceptions import ConfigurationError
 
 __all__ = ["DEFAULT_DATA_PLANE_URL", "ENV_DATA_PLANE_URL", "ENV_WRITE_KEY", "Config"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 PEER_HINTS = {
     "flush_at": "upload_size",

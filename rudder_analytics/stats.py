@@ -99,25 +99,25 @@ class Stats:
         reporter: Optional[Reporter] = None,
         callbacks: Optional[CallbackDispatcher] = None,
     ) -> None:
-        self.reporter = reporter or Reporter()
+        self.reporter: Reporter = reporter or Reporter()
         self._callbacks: Callable[[], Optional[CallbackDispatcher]] = (
             weakref.ref(callbacks) if callbacks is not None else lambda: None)
         self._reset()
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
-        self.delivered = 0
-        self.dropped = dict.fromkeys(DROP_REASONS, 0)
-        self.retries = 0
-        self.requests = 0
-        self.failed_requests = 0
-        self.bytes_sent = 0
+        self.delivered: int = 0
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+        self.retries: int = 0
+        self.requests: int = 0
+        self.failed_requests: int = 0
+        self.bytes_sent: int = 0
         self.last_error: Optional[str] = None
-        self.queued_resolved = 0
+        self.queued_resolved: int = 0
         """Queued events that were delivered or dropped (the rest are queued or in flight)."""
-        self.lost_after_enqueue = 0
+        self.lost_after_enqueue: int = 0
         """Drops of events that had been queued."""
-        self.unraised_drops = 0
+        self.unraised_drops: int = 0
         """Drops the caller was not told of by an exception (what makes ``flush()`` False)."""
 
     def reset_after_fork(self) -> None:
@@ -127,12 +127,14 @@ class Stats:
 
 
     def add_delivered(self, count: int, queued: bool = True) -> None:
+        """Count ``count`` delivered events (``queued``: they came from the queue)."""
         with self._lock:
             self.delivered += count
             if queued:
                 self.queued_resolved += count
 
     def add_request(self, body_bytes: int, ok: bool, retry: bool) -> None:
+        """Count one HTTP attempt: its bytes if it succeeded, a failure, a retry."""
         with self._lock:
             self.requests += 1
             if ok:

@@ -34,7 +34,7 @@ from .stats import DropReason, Stats
 
 __all__ = ["WorkerPool"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 ABORT_GRACE = 0.2
 """Seconds past a stop's deadline for workers to leave a cut-short retry wait. Measured
@@ -64,10 +64,10 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._gate = RetryAfterGate()
         self._start_lock = threading.Lock()
-        self.started = False
-        self.stopping = threading.Event()
+        self.started: bool = False
+        self.stopping: threading.Event = threading.Event()
         """Set by shutdown: deliver what is queued, then exit."""
-        self.abort = threading.Event()
+        self.abort: threading.Event = threading.Event()
         """Set when shutdown's deadline passes: end retry waits, drop what is left."""
 
     def reset_after_fork(self) -> None:

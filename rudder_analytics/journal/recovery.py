@@ -23,7 +23,7 @@ from .store import dead_journals, key_hash, release, set_aside
 
 __all__ = ["Adopted", "adopt_dead", "load_segment"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 
 @dataclass

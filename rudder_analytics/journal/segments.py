@@ -34,6 +34,13 @@ class Segment:
     process) and must be read back into the queue.
     """
 
+    size: int
+    records: int
+    live: int
+    sealed: bool
+    deleted: bool
+    loaded: bool
+
     def __init__(self, path: str, fs: FileSystem) -> None:
         self.path = path
         self.fs = fs

@@ -86,6 +86,8 @@ def owner_alive(directory: str) -> bool:
 class JournalDir:
     """This process's own journal directory, created and locked."""
 
+    path: str
+
     def __init__(self, root: str, write_key: str, url: str) -> None:
         name = f"{PREFIX}{os.getpid()}-{time.time_ns():x}-{secrets.token_hex(3)}"
         self.path = os.path.join(root, name)

@@ -36,7 +36,7 @@ from .store import JournalDir, release
 
 __all__ = ["COMMIT_INTERVAL", "Journal", "on_commit"]
 
-logger = logging.getLogger("rudder_analytics")
+logger: logging.Logger = logging.getLogger("rudder_analytics")
 
 COMMIT_INTERVAL = 0.005
 """Seconds between two group commits while events arrive."""
@@ -54,6 +54,14 @@ committed (written, and synced under ``persist_fsync="always"``), in append orde
 
 class Journal:
     """One process's journal (see the module docstring); start with :meth:`start`."""
+
+    fs: FileSystem
+    path: str
+    healthy: bool
+    persisted: int
+    recovered: int
+    not_persisted: int
+    committed: int
 
     def __init__(
         self, root: str, write_key: str, url: str, buffer: EventBuffer, stats: Stats,
