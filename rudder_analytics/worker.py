@@ -25,10 +25,11 @@ import threading
 import time
 from typing import Callable, Optional
 
+from ._core.batching import BodyBudget
 from .buffer import EventBuffer
 from .config import Config
 from .delivery import Deliverer
-from .encoding import body_overhead, decode_message, message_overhead
+from .encoding import decode_message
 from .retry import RetryAfterGate
 from .stats import DropReason, Stats
 
@@ -48,8 +49,11 @@ class WorkerPool:
         self._config = config
         self._buffer = buffer
         self._stats = stats
-        self._overhead = message_overhead()
-        self._max_body = min(config.upload_bytes, config.max_request_bytes) - body_overhead()
+        # The one "fits in a request" rule (batch blocks use it too): _core.batching.
+        budget = BodyBudget.for_queue(config.upload_size or 2**62, config.upload_bytes,
+                                      config.max_request_bytes)
+        self._overhead = budget.overhead
+        self._max_body = budget.limit
         self._trigger = config.batch_trigger
         self._max_events = config.upload_size or self._max_body  # automatic: bytes bound it
         self.observer: Optional[Callable[[list[bytes]], None]] = None
