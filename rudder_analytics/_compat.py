@@ -10,7 +10,19 @@ the client is built). ``client.send`` is both the peers' bool and our
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Generic, NoReturn, Optional, TypeVar, overload
+import logging
+from collections.abc import Mapping
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Generic,
+    NoReturn,
+    Optional,
+    TypeVar,
+    Union,
+    overload,
+)
 
 from .exceptions import ConfigurationError
 
@@ -186,3 +198,42 @@ def missing_attribute(obj: object, name: str) -> NoReturn:
         raise AttributeError(f"{kind!r} object has no attribute {name!r}")
     raise AttributeError(f"{kind!r} object has no attribute {name!r} "
                          f"(rudder-sdk-python / analytics-python have one): {hint}")
+
+
+class PeerAttributes:
+    """The attributes rudder-sdk-python's and analytics-python's users read on a client.
+
+    Mixed into :class:`~rudder_analytics.client.Client`. They are read from its
+    ``config`` and fixed at construction (assigning one raises ConfigurationError).
+    """
+
+    # rudder-sdk-python and analytics-python expose these on their Client; ours are read
+    # from self.config and fixed at construction (assigning raises ConfigurationError).
+    log: logging.Logger = logging.getLogger("rudder_analytics")
+    """The SDK's logger (``client.log.setLevel(logging.DEBUG)``), as in the peers."""
+    send: SendAttribute = SendAttribute()
+    """``client.send(batch)`` delivers a batch now; ``bool(client.send)`` is the send option."""
+    queue: QueueAttribute = QueueAttribute()
+    """Read-only ``empty()``, ``qsize()`` and ``maxsize`` of the event queue."""
+    write_key: ConfigAttribute[str] = ConfigAttribute("write_key")
+    data_plane_url: ConfigAttribute[str] = ConfigAttribute("data_plane_url")
+    host: ConfigAttribute[str] = ConfigAttribute("data_plane_url")
+    on_error: ConfigAttribute[Optional[Callable[..., Any]]] = ConfigAttribute(
+        "on_error")
+    debug: ConfigAttribute[bool] = ConfigAttribute("debug")
+    sync_mode: ConfigAttribute[bool] = ConfigAttribute("sync_mode")
+    gzip: ConfigAttribute[bool] = ConfigAttribute("gzip")
+    timeout: ConfigAttribute[Union[float, tuple[float, float]]] = ConfigAttribute(
+        "timeout")
+    proxies: ConfigAttribute[Optional[Mapping[str, str]]] = ConfigAttribute(
+        "proxies")
+    max_queue_size: ConfigAttribute[int] = ConfigAttribute("max_queue_size")
+    max_retries: ConfigAttribute[int] = ConfigAttribute("max_retries")
+    upload_size: ConfigAttribute[int] = ConfigAttribute("upload_size")
+    upload_interval: ConfigAttribute[float] = ConfigAttribute("upload_interval")
+    thread: ConfigAttribute[int] = ConfigAttribute("thread")
+
+    consumers: PeerOnlyAttribute = PeerOnlyAttribute()
+    oauth_manager: PeerOnlyAttribute = PeerOnlyAttribute()
+    max_total_backoff_duration: PeerOnlyAttribute = PeerOnlyAttribute()
+    max_rate_limit_duration: PeerOnlyAttribute = PeerOnlyAttribute()

@@ -10,24 +10,21 @@ queue or a closed client returns ``(False, message)`` and is counted.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import weakref
-from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from . import _compat, lifecycle, signals
 from ._async.methods import AsyncMethods
 from ._async.result import CallResult
-from ._core.batching import BodyBudget, chunk_messages
 from ._shutdown import ShutdownOnce
+from ._sync.sender import SyncSender
 from .buffer import EventBuffer
 from .callbacks import CallbackDispatcher
 from .capture import HOOKS as _capture_hooks
 from .capture import record
 from .config import Config
-from .delivery import Deliverer, DeliveryReport
 from .delivery import DeliveryReport as BatchResult
 from .encoding import encode_message
 from .exceptions import ClientClosedError, MessageTooLargeError, ValidationError
@@ -42,7 +39,7 @@ from .messages import (
     build_track,
     check_message_ids_after_fork,
 )
-from .report import Reporter, emit
+from .report import Reporter, emit, enable_debug_logging
 from .stats import DropReason, Stats, StatsSnapshot
 from .worker import WorkerPool
 
@@ -60,16 +57,6 @@ tuple whose ``await`` raises a TypeError saying why (event calls never wait)."""
 
 _as_result = tuple.__new__
 
-def _enable_debug_logging() -> None:
-    """``debug=True``: DEBUG on our logger, with a stderr handler only if nothing would print."""
-    logger.setLevel(logging.DEBUG)
-    has_output = any(not isinstance(h, logging.NullHandler) for h in logger.handlers)
-    if not has_output and not logging.getLogger().handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-
-
 def _open_journal(config: Config, buffer: EventBuffer, stats: Stats,
                   pool: WorkerPool) -> Optional[Journal]:
     """``persist_dir``: this client's journal, its acknowledgements wired to the workers."""
@@ -78,7 +65,7 @@ def _open_journal(config: Config, buffer: EventBuffer, stats: Stats,
     return attach(config, buffer, stats, pool)
 
 
-class Client(AsyncMethods):
+class Client(AsyncMethods, _compat.PeerAttributes):
     """A RudderStack client: queues events and delivers them from background threads.
 
     ``Client(write_key, data_plane_url, **options)``; the options are those of
@@ -118,9 +105,9 @@ class Client(AsyncMethods):
         each counted once."""
         self._drops_seen_by_flush = 0
         self._shutdown = ShutdownOnce()
-        self._local = threading.local()
+        self._sender = SyncSender(config, self._stats, self._pool.gate)
         if config.debug:
-            _enable_debug_logging()
+            enable_debug_logging()
         if config.send:  # fork hook for all (sessions); exit hook acts if config.atexit
             lifecycle.track(self)
         if config.handle_sigterm:  # once per process, from the main thread
@@ -282,7 +269,7 @@ class Client(AsyncMethods):
         if not self._send:
             return True, message
         if self._sync:
-            ok = self._deliver_now([data]).ok
+            ok = self._sender.send([data]).ok
             self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
             return ok, message
         journal = self._journal
@@ -313,24 +300,6 @@ class Client(AsyncMethods):
             return False
         return self._buffer.put_wait(data, time.monotonic() + config.block_timeout)
 
-    def _deliverer(self) -> Deliverer:
-        """This thread's deliverer for synchronous sends (sessions are per thread)."""
-        deliverer: Optional[Deliverer] = getattr(self._local, "deliverer", None)
-        if deliverer is None:
-            deliverer = Deliverer(self.config, self._stats, gate=self._pool.gate, queued=False)
-            self._local.deliverer = deliverer
-        return deliverer
-
-    def _deliver_now(self, messages: list[bytes]) -> DeliveryReport:
-        """Deliver in the caller's thread within ``sync_deadline``, retries included."""
-        deadline = time.monotonic() + self.config.sync_deadline
-        report = self._deliverer().deliver(messages, deadline=deadline)
-        if not report.ok and self.config.raise_on_error:
-            error = report.first_error()
-            if error is not None:
-                raise error
-        return report
-
     # --- batches ----------------------------------------------------------------------
 
     def batch(self) -> Batch:
@@ -358,26 +327,15 @@ class Client(AsyncMethods):
                 raise ClientClosedError("the client was shut down; the batch was not sent")
             batch.result = BatchResult(failed=len(messages))
             return batch.result
-        result = BatchResult()
         if _capture_hooks:  # rudder_analytics.testing is capturing: record, send nothing
             for encoded in messages:
                 record(encoded)
-            result.delivered = len(messages)
-        elif self._send:
-            budget = BodyBudget.for_batch(self.config.max_request_bytes)
-            for chunk in chunk_messages(messages, budget):
-                report = self._deliverer().deliver(
-                    chunk, deadline=time.monotonic() + self.config.sync_deadline)
-                result.delivered += report.delivered
-                result.failed += report.failed
-                result.requests.extend(report.requests)
+            result = BatchResult(delivered=len(messages))
+        else:
+            result = self._sender.send_all(messages) if self._send else BatchResult()
         batch.result = result
         self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
-        if not result.ok and self.config.raise_on_error:
-            error = result.first_error()
-            if error is not None:
-                raise error
-        return result
+        return self._sender.raise_if_asked(result)
 
     # --- flush, shutdown, stats -------------------------------------------------------
 
@@ -497,41 +455,9 @@ class Client(AsyncMethods):
         self._pool.reset_after_fork()
         self._stats.reset_after_fork()
         self._callbacks.reset_after_fork()
-        self._local = threading.local()
+        self._sender.after_fork(self._pool.gate)
         self._drops_seen_by_flush = 0
         self._shutdown.after_fork()
         if self._journal is not None:  # never the parent's files: a journal of our own
             self._journal.forget_after_fork()
             self._journal = _open_journal(self.config, self._buffer, self._stats, self._pool)
-
-    # --- attributes peers' users read ---
-    # rudder-sdk-python and analytics-python expose these on their Client; ours are read
-    # from self.config and fixed at construction (assigning raises ConfigurationError).
-    log: logging.Logger = logger
-    """The SDK's logger (``client.log.setLevel(logging.DEBUG)``), as in the peers."""
-    send: _compat.SendAttribute = _compat.SendAttribute()
-    """``client.send(batch)`` delivers a batch now; ``bool(client.send)`` is the send option."""
-    queue: _compat.QueueAttribute = _compat.QueueAttribute()
-    """Read-only ``empty()``, ``qsize()`` and ``maxsize`` of the event queue."""
-    write_key: _compat.ConfigAttribute[str] = _compat.ConfigAttribute("write_key")
-    data_plane_url: _compat.ConfigAttribute[str] = _compat.ConfigAttribute("data_plane_url")
-    host: _compat.ConfigAttribute[str] = _compat.ConfigAttribute("data_plane_url")
-    on_error: _compat.ConfigAttribute[Optional[Callable[..., Any]]] = _compat.ConfigAttribute(
-        "on_error")
-    debug: _compat.ConfigAttribute[bool] = _compat.ConfigAttribute("debug")
-    sync_mode: _compat.ConfigAttribute[bool] = _compat.ConfigAttribute("sync_mode")
-    gzip: _compat.ConfigAttribute[bool] = _compat.ConfigAttribute("gzip")
-    timeout: _compat.ConfigAttribute[Union[float, tuple[float, float]]] = _compat.ConfigAttribute(
-        "timeout")
-    proxies: _compat.ConfigAttribute[Optional[Mapping[str, str]]] = _compat.ConfigAttribute(
-        "proxies")
-    max_queue_size: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("max_queue_size")
-    max_retries: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("max_retries")
-    upload_size: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("upload_size")
-    upload_interval: _compat.ConfigAttribute[float] = _compat.ConfigAttribute("upload_interval")
-    thread: _compat.ConfigAttribute[int] = _compat.ConfigAttribute("thread")
-
-    consumers: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()
-    oauth_manager: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()
-    max_total_backoff_duration: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()
-    max_rate_limit_duration: _compat.PeerOnlyAttribute = _compat.PeerOnlyAttribute()

@@ -24,7 +24,7 @@ import threading
 import time
 from typing import Callable, Optional
 
-__all__ = ["WARNING_INTERVAL", "Reporter", "emit", "logging_configured"]
+__all__ = ["WARNING_INTERVAL", "Reporter", "emit", "enable_debug_logging", "logging_configured"]
 
 logger: logging.Logger = logging.getLogger("rudder_analytics")
 
@@ -44,6 +44,16 @@ def logging_configured() -> bool:
             return True
         current = current.parent if current.propagate else None
     return False
+
+
+def enable_debug_logging() -> None:
+    """``debug=True``: DEBUG on our logger, with a stderr handler only if nothing would print."""
+    logger.setLevel(logging.DEBUG)
+    has_output = any(not isinstance(h, logging.NullHandler) for h in logger.handlers)
+    if not has_output and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
 
 
 def emit(text: str) -> None:
