@@ -36,7 +36,6 @@ on exit, so ``rudder_analytics.track(...)`` works in tests without setup. Pass
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -44,10 +43,13 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Union, overload
 
 from . import _facade as facade
+from ._testing_match import describe as _describe
+from ._testing_match import expected_id as _id
+from ._testing_match import looked_for as _looked_for
+from ._testing_match import matches as _matches
 from .capture import add_capture_hook, remove_capture_hook
 from .client import Client
-from .encoding import decode_message, encode_message
-from .validation import optional_id
+from .encoding import decode_message
 
 __all__ = ["CapturedEvents", "CapturedMessage", "capture"]
 
@@ -61,67 +63,6 @@ _MAX_SHOWN = 20
 """Captured messages listed in an assertion's failure message."""
 
 _install_lock = threading.Lock()
-
-
-def _wire(message: Mapping[str, Any]) -> CapturedMessage:
-    """The message as the data plane would receive it (independent of the caller's dicts)."""
-    try:
-        return decode_message(encode_message(message, sys.maxsize))
-    except Exception:  # already validated by the SDK; keep the original if this ever fails
-        return dict(message)
-
-
-def _normalized(value: Any) -> Any:
-    """An expected leaf value as it would look on the wire (Decimal -> float, datetime -> str)."""
-    try:
-        return _wire({"v": value})["v"]
-    except Exception:
-        return value
-
-
-def _matches(actual: Any, expected: Any) -> bool:
-    """``expected`` is contained in ``actual``: mappings by subset, lists item by item.
-
-    ``expected == actual`` is tried first so matchers such as ``unittest.mock.ANY`` work.
-    """
-    if isinstance(expected, Mapping):
-        if not isinstance(actual, Mapping):
-            return False
-        return all(key in actual and _matches(actual[key], value)
-                   for key, value in expected.items())
-    if isinstance(expected, (list, tuple)):
-        if not isinstance(actual, list) or len(actual) != len(expected):
-            return False
-        return all(_matches(a, e) for a, e in zip(actual, expected))
-    if expected == actual:
-        return True
-    if expected is None or isinstance(expected, (str, bool)):
-        return False
-    normalized = _normalized(expected)
-    return normalized is not expected and bool(normalized == actual)
-
-
-def _id(value: Any, field: str) -> Optional[str]:
-    """An expected id, stringified exactly as the SDK stringifies ids."""
-    return optional_id(value, field)
-
-
-def _describe(message: Mapping[str, Any]) -> str:
-    """One line per captured message, for failure messages."""
-    kind = message.get("type", "?")
-    who = (f"user_id={message['userId']!r}" if message.get("userId") is not None
-           else f"anonymous_id={message.get('anonymousId')!r}")
-    parts = [str(kind), who]
-    label = message.get("event", message.get("name"))
-    if label is not None:
-        parts.append(repr(label))
-    for key in ("groupId", "previousId"):
-        if key in message:
-            parts.append(f"{key}={message[key]!r}")
-    for key in ("properties", "traits"):
-        if message.get(key):
-            parts.append(f"{key}={message[key]!r}")
-    return " ".join(parts)
 
 
 class CapturedEvents:
@@ -449,14 +390,6 @@ class CapturedEvents:
         __tracebackhide__ = True
         if len(self):
             raise AssertionError(f"expected no messages\n{self._summary()}")
-
-
-def _looked_for(kind: str, filters: Mapping[str, Any]) -> str:
-    """``track 'Signed Up' (user_id='u1', properties={'plan': 'pro'})``: every filter."""
-    label = filters.get("event", filters.get("name"))
-    head = f"{kind} {label!r}" if label is not None else kind
-    rest = ", ".join(f"{k}={v!r}" for k, v in filters.items() if k not in ("event", "name"))
-    return f"{head} ({rest})" if rest else head
 
 
 def capture(*, stand_in_default: bool = True) -> CapturedEvents:
