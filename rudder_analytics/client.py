@@ -109,7 +109,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
         if config.debug:
             enable_debug_logging()
         if config.send:  # fork hook for all (sessions); exit hook acts if config.atexit
-            lifecycle.track(self)
+            lifecycle.register(self)
         if config.handle_sigterm:  # once per process, from the main thread
             signals.install(config)
         # Collected without shutdown(): the workers deliver what is queued, then exit.

@@ -31,7 +31,7 @@ from typing import Callable, Optional, Protocol
 
 from .report import emit
 
-__all__ = ["EXIT_SLACK", "exit_budget", "forget", "retire", "shutdown_all", "track"]
+__all__ = ["EXIT_SLACK", "exit_budget", "forget", "register", "retire", "shutdown_all"]
 
 EXIT_SLACK = 1.0
 """Seconds the exit may take beyond the largest ``shutdown_timeout``: abandoning requests."""
@@ -167,7 +167,7 @@ def _install_multiprocessing_hook() -> None:
         _finalize_in_mp_child()
 
 
-def track(client: _Managed) -> None:
+def register(client: _Managed) -> None:
     """Include ``client`` in the exit and fork hooks (installing them on first use)."""
     global _installed
     with _install_lock:
