@@ -97,7 +97,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
         self._max_message_size = config.max_message_size
         # normalised by Config to a tuple of callables, or None
         self._before_send = cast(Optional[tuple[Callable[[Any], Any], ...]], config.before_send)
-        self._send = config.send
+        self._sending = config.send
         self._sync = config.sync_mode
         self._closed = False
         self.not_delivered: int = 0
@@ -266,7 +266,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
             if self.config.raise_on_error:
                 raise ClientClosedError("the client was shut down; the event was not sent")
             return False, message
-        if not self._send:
+        if not self._sending:
             return True, message
         if self._sync:
             ok = self._sender.send([data]).ok
@@ -332,7 +332,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
                 record(encoded)
             result = BatchResult(delivered=len(messages))
         else:
-            result = self._sender.send_all(messages) if self._send else BatchResult()
+            result = self._sender.send_all(messages) if self._sending else BatchResult()
         batch.result = result
         self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
         return self._sender.raise_if_asked(result)
@@ -350,7 +350,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
         for what it delivered have run when it returns. Never raises because
         delivery failed.
         """
-        if not self._send:
+        if not self._sending:
             return True
         budget = self.config.flush_timeout if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
@@ -391,7 +391,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
 
     def _finish(self, deadline: float, when: str) -> bool:
         """Deliver what is queued by ``deadline``, stop, and account for each event once."""
-        if self._sync or not self._send:
+        if self._sync or not self._sending:
             self._callbacks.wait_idle(deadline)
             self._reporter.flush()
             return True
@@ -435,7 +435,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
 
     def exit_timeout(self) -> float:
         """Seconds this client may spend delivering at exit; 0 when it takes no part."""
-        if not self.config.atexit or self._sync or not self._send:
+        if not self.config.atexit or self._sync or not self._sending:
             return 0.0
         if self._shutdown.result is not None:
             return 0.0

@@ -50,7 +50,7 @@ class _Host(Protocol):
     _buffer: EventBuffer
     _stats: Stats
     _sync: bool
-    _send: bool
+    _sending: bool
 
     @property
     def closed(self) -> bool: ...
@@ -85,7 +85,7 @@ class AsyncMethods:
         The callbacks for what it delivered have run when it returns.
         """
         host = cast(_Host, self)
-        if not host._send:
+        if not host._sending:
             return True
         budget = host.config.flush_timeout if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
@@ -101,7 +101,7 @@ class AsyncMethods:
         """:meth:`Client.shutdown` for coroutines; returns within about ``timeout`` seconds
         (``None``: ``shutdown_timeout``) even when the data plane hangs."""
         host = cast(_Host, self)
-        if host.closed or host._sync or not host._send:
+        if host.closed or host._sync or not host._sending:
             return host.shutdown(timeout)
         budget = host.config.shutdown_timeout if timeout is None else max(0.0, timeout)
         deadline = time.monotonic() + budget
