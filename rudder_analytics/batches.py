@@ -30,7 +30,7 @@ from .encoding import decode_message, encode_message
 from .exceptions import InvalidTypeError, ValidationError
 from .messages import (
     BUILDERS,
-    Message,
+    MessageDict,
     build_alias,
     build_group,
     build_identify,
@@ -99,8 +99,8 @@ class Batch:
 
     # --- building ---------------------------------------------------------------------
 
-    def _add(self, builder: Callable[..., Message], args: tuple[Any, ...],
-             context: Any, integrations: Any) -> Message:
+    def _add(self, builder: Callable[..., MessageDict], args: tuple[Any, ...],
+             context: Any, integrations: Any) -> MessageDict:
         message = builder(*args, context=_merge(self.context, context),
                           integrations=_merge(self.integrations, integrations))
         self._encoded.append(encode_message(message, self._max_message_size))
@@ -110,7 +110,7 @@ class Batch:
               properties: Optional[dict[str, Any]] = None,
               context: Optional[dict[str, Any]] = None, timestamp: Any = None,
               anonymous_id: Any = None, integrations: Optional[dict[str, Any]] = None,
-              message_id: Any = None) -> Message:
+              message_id: Any = None) -> MessageDict:
         """Add a ``track`` call (arguments as :meth:`Client.track`); returns the message."""
         return self._add(_with(build_track, timestamp, anonymous_id, message_id),
                          (user_id, event, properties), context, integrations)
@@ -118,7 +118,7 @@ class Batch:
     def identify(self, user_id: Any = None, traits: Optional[dict[str, Any]] = None,
                  context: Optional[dict[str, Any]] = None, timestamp: Any = None,
                  anonymous_id: Any = None, integrations: Optional[dict[str, Any]] = None,
-                 message_id: Any = None) -> Message:
+                 message_id: Any = None) -> MessageDict:
         """Add an ``identify`` call (arguments as :meth:`Client.identify`)."""
         return self._add(_with(build_identify, timestamp, anonymous_id, message_id),
                          (user_id, traits), context, integrations)
@@ -127,7 +127,7 @@ class Batch:
              name: Optional[str] = None, properties: Optional[dict[str, Any]] = None,
              context: Optional[dict[str, Any]] = None, timestamp: Any = None,
              anonymous_id: Any = None, integrations: Optional[dict[str, Any]] = None,
-             message_id: Any = None) -> Message:
+             message_id: Any = None) -> MessageDict:
         """Add a ``page`` call (arguments as :meth:`Client.page`)."""
         return self._add(_with(build_page, timestamp, anonymous_id, message_id),
                          (user_id, category, name, properties), context, integrations)
@@ -136,7 +136,7 @@ class Batch:
                name: Optional[str] = None, properties: Optional[dict[str, Any]] = None,
                context: Optional[dict[str, Any]] = None, timestamp: Any = None,
                anonymous_id: Any = None, integrations: Optional[dict[str, Any]] = None,
-               message_id: Any = None) -> Message:
+               message_id: Any = None) -> MessageDict:
         """Add a ``screen`` call (arguments as :meth:`Client.screen`)."""
         return self._add(_with(build_screen, timestamp, anonymous_id, message_id),
                          (user_id, category, name, properties), context, integrations)
@@ -145,7 +145,7 @@ class Batch:
               traits: Optional[dict[str, Any]] = None,
               context: Optional[dict[str, Any]] = None, timestamp: Any = None,
               anonymous_id: Any = None, integrations: Optional[dict[str, Any]] = None,
-              message_id: Any = None) -> Message:
+              message_id: Any = None) -> MessageDict:
         """Add a ``group`` call (arguments as :meth:`Client.group`)."""
         return self._add(_with(build_group, timestamp, anonymous_id, message_id),
                          (user_id, group_id, traits), context, integrations)
@@ -153,7 +153,7 @@ class Batch:
     def alias(self, previous_id: Any = None, user_id: Any = None,
               context: Optional[dict[str, Any]] = None, timestamp: Any = None,
               integrations: Optional[dict[str, Any]] = None, message_id: Any = None,
-              anonymous_id: Any = None) -> Message:
+              anonymous_id: Any = None) -> MessageDict:
         """Add an ``alias`` call (arguments as :meth:`Client.alias`)."""
         return self._add(_with(build_alias, timestamp, anonymous_id, message_id),
                          (previous_id, user_id), context, integrations)
@@ -192,11 +192,11 @@ class Batch:
     def __len__(self) -> int:
         return len(self._encoded)
 
-    def __iter__(self) -> Iterator[Message]:
+    def __iter__(self) -> Iterator[MessageDict]:
         return (decode_message(m) for m in self._encoded)
 
     @property
-    def messages(self) -> list[Message]:
+    def messages(self) -> list[MessageDict]:
         """The messages as dicts, in call order."""
         return list(self)
 
@@ -225,10 +225,10 @@ class Batch:
         return batch
 
 
-def _with(builder: Callable[..., Message], timestamp: Any, anonymous_id: Any,
-          message_id: Any) -> Callable[..., Message]:
+def _with(builder: Callable[..., MessageDict], timestamp: Any, anonymous_id: Any,
+          message_id: Any) -> Callable[..., MessageDict]:
     """Bind the trailing keyword arguments every builder shares."""
-    def build(*args: Any, **kwargs: Any) -> Message:
+    def build(*args: Any, **kwargs: Any) -> MessageDict:
         if timestamp is not None:
             kwargs["timestamp"] = timestamp
         if anonymous_id is not None:

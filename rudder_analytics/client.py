@@ -30,7 +30,7 @@ from .encoding import encode_message
 from .exceptions import ClientClosedError, MessageTooLargeError, ValidationError
 from .hooks import run_before_send
 from .messages import (
-    Message,
+    MessageDict,
     build_alias,
     build_group,
     build_identify,
@@ -237,7 +237,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
 
     # --- the pipeline -----------------------------------------------------------------
 
-    def _submit(self, builder: Callable[..., Message], *args: Any) -> Result:
+    def _submit(self, builder: Callable[..., MessageDict], *args: Any) -> Result:
         """Validate, build and encode in the caller's thread, then hand over."""
         if not self._pool.started:  # until our workers run (and in sync mode): a syscall
             check_message_ids_after_fork()
@@ -259,7 +259,7 @@ class Client(AsyncMethods, _compat.PeerAttributes):
             return _as_result(CallResult, (True, message))
         return _as_result(CallResult, self._dispatch(message, data))
 
-    def _dispatch(self, message: Message, data: bytes) -> tuple[bool, Message]:
+    def _dispatch(self, message: MessageDict, data: bytes) -> tuple[bool, MessageDict]:
         if self._closed:
             self._stats.add_dropped(DropReason.AFTER_SHUTDOWN, 1, lambda: [message],
                                     enqueued=False)

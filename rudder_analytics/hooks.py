@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
 from .exceptions import InvalidTypeError, ValidationError
-from .messages import Message
+from .messages import MessageDict
 from .stats import DropReason, Stats
 
 __all__ = ["run_before_send"]
@@ -21,7 +21,8 @@ __all__ = ["run_before_send"]
 Hook = Callable[[Any], Any]
 
 
-def run_before_send(hooks: Sequence[Hook], message: Message, stats: Stats) -> Optional[Message]:
+def run_before_send(hooks: Sequence[Hook], message: MessageDict,
+                    stats: Stats) -> Optional[MessageDict]:
     """Apply ``hooks`` in order to a copy of ``message``; None when one dropped it (counted).
 
     Raises :class:`~rudder_analytics.exceptions.ValidationError` when the result is
@@ -44,5 +45,5 @@ def run_before_send(hooks: Sequence[Hook], message: Message, stats: Stats) -> Op
             f"or None, not {type(current).__name__}")
     if current.get("userId") in (None, "") and current.get("anonymousId") in (None, ""):
         raise ValidationError("before_send removed both userId and anonymousId")
-    result: Message = current
+    result: MessageDict = current
     return result

@@ -114,18 +114,19 @@ def format_timestamp(value: _dt.datetime) -> str:
 
 # --- builders ---------------------------------------------------------------------------
 
-Message = dict[str, Any]
+MessageDict = dict[str, Any]
+"""A message as the builders make it (the typed public view: ``rudder_analytics.Message``)."""
 
 
 def _common(
-    message: Message,
+    message: MessageDict,
     user_id: Any,
     anonymous_id: Any,
     context: Any,
     timestamp: Any,
     integrations: Any,
     message_id: Any,
-) -> Message:
+) -> MessageDict:
     """Fill the fields shared by every call type, validating them on the way."""
     uid = v.optional_id(user_id, "user_id")
     aid = v.optional_id(anonymous_id, "anonymous_id")
@@ -163,9 +164,9 @@ def build_track(
     anonymous_id: Any = None,
     integrations: Any = None,
     message_id: Any = None,
-) -> Message:
+) -> MessageDict:
     """A ``track`` message: ``event`` is required."""
-    message: Message = {
+    message: MessageDict = {
         "type": "track",
         "event": v.required_name(event, "event"),
         "properties": v.optional_mapping(properties, "properties") or {},
@@ -181,10 +182,10 @@ def build_identify(
     anonymous_id: Any = None,
     integrations: Any = None,
     message_id: Any = None,
-) -> Message:
+) -> MessageDict:
     """An ``identify`` message: traits go both top level and in ``context.traits``."""
     traits_map: Mapping[str, Any] = v.optional_mapping(traits, "traits") or {}
-    message: Message = {"type": "identify", "traits": traits_map}
+    message: MessageDict = {"type": "identify", "traits": traits_map}
     _common(message, user_id, anonymous_id, context, timestamp, integrations, message_id)
     if traits_map:
         message["context"]["traits"] = traits_map
@@ -202,11 +203,11 @@ def _page_like(
     anonymous_id: Any = None,
     integrations: Any = None,
     message_id: Any = None,
-) -> Message:
+) -> MessageDict:
     props = v.optional_mapping(properties, "properties") or {}
     name_text = v.optional_name(name, "name")
     category_text = v.optional_name(category, "category")
-    message: Message = {"type": kind}
+    message: MessageDict = {"type": kind}
     if name_text is not None:  # top level only, as the peer SDKs send it
         message["name"] = name_text
     if category_text is not None:
@@ -215,11 +216,11 @@ def _page_like(
     return _common(message, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
 
-build_page: Callable[..., Message] = functools.partial(_page_like, "page")
+build_page: Callable[..., MessageDict] = functools.partial(_page_like, "page")
 """A ``page`` message; ``name`` and ``category`` are top-level fields (not copied into
 ``properties``). Arguments as :meth:`Client.page`."""
 
-build_screen: Callable[..., Message] = functools.partial(_page_like, "screen")
+build_screen: Callable[..., MessageDict] = functools.partial(_page_like, "screen")
 """A ``screen`` message, shaped like ``page``."""
 
 
@@ -232,9 +233,9 @@ def build_group(
     anonymous_id: Any = None,
     integrations: Any = None,
     message_id: Any = None,
-) -> Message:
+) -> MessageDict:
     """A ``group`` message: ``group_id`` is required."""
-    message: Message = {
+    message: MessageDict = {
         "type": "group",
         "groupId": v.required_id(group_id, "group_id"),
         "traits": v.optional_mapping(traits, "traits") or {},
@@ -250,13 +251,14 @@ def build_alias(
     integrations: Any = None,
     message_id: Any = None,
     anonymous_id: Any = None,
-) -> Message:
+) -> MessageDict:
     """An ``alias`` message: ``previous_id`` is required."""
-    message: Message = {"type": "alias", "previousId": v.required_id(previous_id, "previous_id")}
+    previous = v.required_id(previous_id, "previous_id")
+    message: MessageDict = {"type": "alias", "previousId": previous}
     return _common(message, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
 
-BUILDERS: dict[str, Callable[..., Message]] = {
+BUILDERS: dict[str, Callable[..., MessageDict]] = {
     "track": build_track,
     "identify": build_identify,
     "page": build_page,
