@@ -330,18 +330,19 @@ def render(
     return "\n".join(lines)
 
 
-def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str, Any]) -> str:
-    """What was run and the checks that make the figures trustworthy."""
-    out = []
-    out.append(
+def _notes_setup(info: dict[str, Any]) -> list[str]:
+    """The run's size, pinning, priority and load."""
+    return [
         f"- {info['events']:,} events per phase, {info['repeat']} repetition(s), medians shown; "
-        f"ratios are to {SDK_LABELS[BASELINE]} measured in the same run."
-    )
-    out.append(
+        f"ratios are to {SDK_LABELS[BASELINE]} measured in the same run.",
         f"- Pinning: {info['pinning']}. Priority: nice {info['nice']} requested for the "
         f"sink and the drivers. Load average {info['load']} (other processes on the "
-        f"machine disturb every figure; compare only figures from one run)."
-    )
+        f"machine disturb every figure; compare only figures from one run).",
+    ]
+
+
+def _notes_capacity(medians: dict[str, dict[str, float]], info: dict[str, Any]) -> list[str]:
+    """The sink's capacity, against the fastest SDK's end-to-end rate."""
     cap = info.get("capacity_events_per_s", math.nan)
     sdk_rates = {
         s: m.get("delivery:e2e_events_per_s", math.nan)
@@ -352,16 +353,22 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
         fastest = max(sdk_rates, key=lambda s: sdk_rates[s])
         factor = cap / sdk_rates[fastest]
         verdict = "OK" if factor >= CAPACITY_FACTOR else f"**below the {CAPACITY_FACTOR:g}{X} bar**"
-        out.append(
+        return [
             f"- Sink capacity: {cap:,.0f} events/s (lowest of {info['capacity_runs']} probes: one "
             f"keep-alive connection posting a pre-built gzip batch of 100 in a tight loop, "
             f"{CAPACITY_DEPTH} requests in flight; {info['capacity_per_cpu_s']:,.0f} events per "
             f"second of sink CPU) = "
             f"{factor:.1f}{X} the fastest SDK ({SDK_LABELS.get(fastest, fastest)}, "
             f"{sdk_rates[fastest]:,.0f} events/s): {verdict}."
-        )
-    elif not _nan(cap):
-        out.append(f"- Sink capacity: {cap:,.0f} events/s.")
+        ]
+    if not _nan(cap):
+        return [f"- Sink capacity: {cap:,.0f} events/s."]
+    return []
+
+
+def _notes_sink(medians: dict[str, dict[str, float]], info: dict[str, Any]) -> list[str]:
+    """How busy the sink was, and the check of its event counting."""
+    out = []
     busy = {s: m.get("sink_busy", math.nan) for s, m in medians.items() if s != "null"}
     busy_txt = ", ".join(f"{s} {b:.0%}" for s, b in busy.items() if not _nan(b))
     if busy_txt:
@@ -370,18 +377,28 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
         f"- Sink event counting (marker count checked against `len(batch)` on sampled bodies): "
         f"{info['verified']} bodies parsed, {info['mismatches']} mismatches."
     )
+    return out
+
+
+def _notes_stdlib(medians: dict[str, dict[str, float]]) -> list[str]:
+    """Ours without orjson against its targets (when both it and the baseline ran)."""
     stdlib, base = medians.get("ours-stdlib"), medians.get(BASELINE)
-    if stdlib and base:
-        checks = []
-        for key, label, limit in (("delivery:caller_mean_us", "caller mean", 0.25),
-                                  ("delivery:cpu_ms_per_1000", "CPU per 1,000 events", 0.20)):
-            if not _nan(stdlib.get(key)) and base.get(key):
-                ratio = stdlib[key] / base[key]
-                verdict = "yes" if ratio <= limit else "**no**"
-                checks.append(f"{label} {ratio:.2f}{X} (target ≤ {limit:.2f}{X}: {verdict})")
-        if checks:
-            out.append("- Without orjson (`ours-stdlib`, stdlib json only): " + "; ".join(checks)
-                       + ".")
+    if not (stdlib and base):
+        return []
+    checks = []
+    for key, label, limit in (("delivery:caller_mean_us", "caller mean", 0.25),
+                              ("delivery:cpu_ms_per_1000", "CPU per 1,000 events", 0.20)):
+        if not _nan(stdlib.get(key)) and base.get(key):
+            ratio = stdlib[key] / base[key]
+            verdict = "yes" if ratio <= limit else "**no**"
+            checks.append(f"{label} {ratio:.2f}{X} (target ≤ {limit:.2f}{X}: {verdict})")
+    if not checks:
+        return []
+    return ["- Without orjson (`ours-stdlib`, stdlib json only): " + "; ".join(checks) + "."]
+
+
+def _notes_spread(sdks: list[str], medians: dict[str, dict[str, float]]) -> list[str]:
+    """The min-max of every figure over the repetitions, per SDK."""
     spreads = []
     for sdk in sdks:
         m = medians.get(sdk) or {}
@@ -389,15 +406,27 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
                  if m.get(fig.phase + ":" + fig.key + ":spread")]
         if cells:
             spreads.append(f"{sdk}: " + "; ".join(cells))
-    if spreads:
-        out.append("- Spread over the repetitions (min-max): " + " | ".join(spreads) + ".")
-    out.append(
+    if not spreads:
+        return []
+    return ["- Spread over the repetitions (min-max): " + " | ".join(spreads) + "."]
+
+
+def _notes_sustained(info: dict[str, Any]) -> list[str]:
+    """What the sustained-load phases run."""
+    return [
         f"- Sustained load: {info['sustained_events']:,} calls, each after `json.loads` of a "
         f"~600-byte line, each SDK's default settings (queue included); `1 core`: the driver "
         f"pinned to cpu {info['sdk_cpu']}, `both cores`: the driver may run on either (the "
         f"sink stays on its own). `on_full=\"block\"` runs ours with that option; its time "
         f"is compared with ours with a queue larger than the run (`unbounded`), same repetition."
-    )
+    ]
+
+
+def _notes_delivery(
+    sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str, Any]
+) -> list[str]:
+    """Calls rejected and events missing in each SDK's delivery run."""
+    out = []
     for sdk in sdks:
         m = medians.get(sdk)
         if not m or sdk == "null":
@@ -406,6 +435,12 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
             out.append(f"- {sdk}: {m['rejected']:.0f} calls rejected during the delivery run.")
         if not _nan(m.get("delivered")) and m["delivered"] < info["events"]:
             out.append(f"- {sdk}: only {m['delivered']:,.0f} events delivered in the delivery run.")
+    return out
+
+
+def _notes_versions(info: dict[str, Any]) -> list[str]:
+    """Each SDK's version, python and settings."""
+    out = []
     for sdk, meta in info["sdk_meta"].items():
         if sdk == "null":
             continue
@@ -414,10 +449,29 @@ def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str,
             f"settings {meta.get('settings', {})} in the delivery run"
             + (f", {meta['down_settings']} plane down" if meta.get("down_settings") else "")
         )
-    for msg in info["skipped"]:
-        out.append(f"- skipped: {msg}")
-    for msg in info["failures"]:
-        out.append(f"- failed: {msg}")
+    return out
+
+
+def _notes_problems(info: dict[str, Any]) -> list[str]:
+    """The SDKs skipped and the runs that failed."""
+    return [f"- skipped: {msg}" for msg in info["skipped"]] + [
+        f"- failed: {msg}" for msg in info["failures"]
+    ]
+
+
+def notes(sdks: list[str], medians: dict[str, dict[str, float]], info: dict[str, Any]) -> str:
+    """What was run and the checks that make the figures trustworthy."""
+    out = [
+        *_notes_setup(info),
+        *_notes_capacity(medians, info),
+        *_notes_sink(medians, info),
+        *_notes_stdlib(medians),
+        *_notes_spread(sdks, medians),
+        *_notes_sustained(info),
+        *_notes_delivery(sdks, medians, info),
+        *_notes_versions(info),
+        *_notes_problems(info),
+    ]
     return "\n".join(out)
 
 
@@ -444,6 +498,176 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _select_sdks(sdks_arg: str, no_floor: bool) -> tuple[list[str], list[str]]:
+    """The SDKs to run (those with a venv, plus the no-SDK floor) and why others are skipped."""
+    wanted = [s.strip() for s in sdks_arg.split(",") if s.strip()]
+    skipped: list[str] = []
+    sdks: list[str] = []
+    for name in wanted:
+        if venv_python(name).exists():
+            sdks.append(name)
+        else:
+            skipped.append(
+                f"{name}: no venv at {venv_python(name).parent.parent} "
+                f"(run `bash benchmarks/setup_peers.sh {name}`)"
+            )
+    if not no_floor and "null" not in sdks:
+        sdks.append("null")
+    return sdks, skipped
+
+
+def _runs_phase(sdk: str, phase: str) -> bool:
+    """Whether ``sdk`` runs ``phase`` (the floor only delivers; some phases are ours only)."""
+    if sdk == "null" and phase != "delivery":
+        return False
+    return not (phase in SUSTAINED and SUSTAINED[phase][2] and not sdk.startswith("ours"))
+
+
+class _Bench:
+    """One benchmark run against a started sink: its settings and what it collects."""
+
+    def __init__(
+        self, args: argparse.Namespace, sdk_cpu: int, sink_cpu: int, port: int, sdks: list[str]
+    ) -> None:
+        self.args = args
+        self.sdk_cpu = sdk_cpu
+        self.sink_cpu = sink_cpu
+        self.port = port
+        self.runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sdks}
+        self.failures: list[str] = []
+        self.sdk_meta: dict[str, dict[str, Any]] = {}
+        self.capacities: list[dict[str, Any]] = []
+
+    def probe_capacity(self) -> None:
+        """Measure the sink's capacity once and keep the result."""
+        args = self.args
+        cap = measure_capacity(self.port, self.sdk_cpu, args.capacity_seconds, args.nice)
+        if cap:
+            self.capacities.append(cap)
+            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s ({cap.get('pinned')})")
+
+    def run(self, sdks: list[str], phases: list[str]) -> None:
+        """Capacity probe, every repetition of every SDK's phases, capacity probe again."""
+        self.probe_capacity()
+        for rep in range(self.args.repeat):
+            for sdk in sdks:
+                result: dict[str, Any] = {}
+                for phase in phases:
+                    if not _runs_phase(sdk, phase):
+                        continue
+                    res = self.run_phase(rep, sdk, phase)
+                    if res is not None:
+                        result[phase] = res
+                self.runs[sdk].append(result)
+        self.probe_capacity()
+
+    def driver_cmd(self, sdk: str, phase: str) -> list[str]:
+        """The driver's command line for one phase of one SDK."""
+        args = self.args
+        cmd = [str(venv_python(sdk)), str(DRIVER), "--sdk", adapter_for(sdk)]
+        events = args.events
+        if phase in SUSTAINED:
+            queue, cpus, _ = SUSTAINED[phase]
+            events = args.sustained_events
+            cmd += ["--phase", "sustained", "--queue", queue]
+            if cpus and self.sink_cpu >= 0:
+                cmd += ["--cpus", f"{self.sdk_cpu},{self.sink_cpu}"]
+        else:
+            cmd += ["--phase", phase]
+        cmd += ["--port", str(self.port), "--cpu", str(self.sdk_cpu)]
+        cmd += ["--events", str(events), "--timeout", str(args.timeout)]
+        cmd += ["--nice", str(args.nice)]
+        return cmd
+
+    def run_phase(self, rep: int, sdk: str, phase: str) -> dict[str, Any] | None:
+        """Run one phase in a fresh driver process; its result, or None when it failed."""
+        tag = f"[{rep + 1}/{self.args.repeat}] {sdk} {phase}"
+        t0 = time.monotonic()
+        res, err = run_json(
+            self.driver_cmd(sdk, phase), 3 * self.args.timeout + 300, prefix="RESULT "
+        )
+        took = time.monotonic() - t0
+        if err:
+            self.failures.append(f"{sdk} {phase} (repeat {rep + 1}): {err}")
+            log(f"{tag}: FAILED {err}")
+            return None
+        self.remember_meta(sdk, phase, res)
+        log(f"{tag}: {took:.1f}s {_brief(res)}")
+        return res
+
+    def remember_meta(self, sdk: str, phase: str, res: dict[str, Any]) -> None:
+        """Keep the SDK's version, python and settings reported by a phase."""
+        meta = self.sdk_meta.setdefault(sdk, {})
+        meta.update(version=res.get("version"), python=res.get("python"))
+        if phase == "delivery":
+            meta["settings"] = res.get("settings")
+        if phase == "memory":
+            meta["down_settings"] = res.get("settings")
+
+    def info(self, pinning: str, load_start: str, skipped: list[str]) -> dict[str, Any]:
+        """What was run, for the notes and the raw JSON."""
+        args, capacities = self.args, self.capacities
+        runs = self.runs
+        verified = sum(
+            r.get("delivery", {}).get("sink_verified", 0) for rs in runs.values() for r in rs
+        )
+        mismatches = sum(
+            r.get("delivery", {}).get("sink_mismatches", 0) for rs in runs.values() for r in rs
+        )
+        return {
+            "events": args.events,
+            "sustained_events": args.sustained_events,
+            "sdk_cpu": self.sdk_cpu,
+            "repeat": args.repeat,
+            "pinning": pinning,
+            "nice": args.nice,
+            "capacity_events_per_s": min(c["events_per_s"] for c in capacities)
+            if capacities
+            else math.nan,
+            "capacity_per_cpu_s": min(
+                c.get("events_per_sink_cpu_s") or math.nan for c in capacities
+            )
+            if capacities
+            else math.nan,
+            "load": f"{load_start} at the start, {_loadavg()} at the end",
+            "capacity_runs": len(capacities),
+            "verified": verified,
+            "mismatches": mismatches,
+            "sdk_meta": self.sdk_meta,
+            "skipped": skipped,
+            "failures": self.failures,
+        }
+
+
+def _report(
+    argv: list[str] | None,
+    started: float,
+    sdks: list[str],
+    medians: dict[str, dict[str, float]],
+    info: dict[str, Any],
+) -> str:
+    """The whole markdown page: heading, table and notes."""
+    table = render(sdks, medians, info)
+    body = notes(sdks, medians, info)
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}"
+    elapsed = time.monotonic() - started
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python benchmarks/sdk_bench.py " + " ".join(given)
+    return (
+        f"# SDK benchmark results\n\n`{command.strip()}` — {when}, {machine}, "
+        f"took {elapsed:.0f}s.\n\n{table}\n\n{body}\n"
+    )
+
+
+def _write_outputs(results: str, text: str, info: dict[str, Any], runs: dict[str, Any]) -> None:
+    """Write the markdown page and the raw JSON of the run."""
+    Path(results).write_text(text, encoding="utf-8")
+    VENVS.mkdir(exist_ok=True)
+    RAW_JSON.write_text(json.dumps({"info": info, "runs": runs}, indent=1, default=str))
+    log(f"wrote {results} and {RAW_JSON}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything; print and write the table."""
     args = parse_args(argv)
@@ -455,124 +679,25 @@ def main(argv: list[str] | None = None) -> int:
     if sink_cpu >= 0:
         os.sched_setaffinity(0, {sink_cpu})  # keep the harness off the SDK's core
 
-    wanted = [s.strip() for s in args.sdks.split(",") if s.strip()]
-    skipped: list[str] = []
-    sdks: list[str] = []
-    for name in wanted:
-        if venv_python(name).exists():
-            sdks.append(name)
-        else:
-            skipped.append(
-                f"{name}: no venv at {venv_python(name).parent.parent} "
-                f"(run `bash benchmarks/setup_peers.sh {name}`)"
-            )
-    if not args.no_floor and "null" not in sdks:
-        sdks.append("null")
+    sdks, skipped = _select_sdks(args.sdks, args.no_floor)
     for msg in skipped:
         log(f"skipping {msg}")
 
     sink = SinkProcess(sink_cpu, args.nice)
     load_start = _loadavg()
     log(f"sink on 127.0.0.1:{sink.port} ({sink.pinned}); {pinning}")
-    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in sdks}
-    failures: list[str] = []
-    sdk_meta: dict[str, dict[str, Any]] = {}
-    capacities: list[float] = []
+    bench = _Bench(args, sdk_cpu, sink_cpu, sink.port, sdks)
     try:
-        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds, args.nice)
-        if cap:
-            capacities.append(cap)
-            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s ({cap.get('pinned')})")
-        phase_timeout = 3 * args.timeout + 300
-        for rep in range(args.repeat):
-            for sdk in sdks:
-                result: dict[str, Any] = {}
-                for phase in phases:
-                    if sdk == "null" and phase != "delivery":
-                        continue
-                    if phase in SUSTAINED and SUSTAINED[phase][2] and not sdk.startswith("ours"):
-                        continue
-                    cmd = [str(venv_python(sdk)), str(DRIVER), "--sdk", adapter_for(sdk)]
-                    events = args.events
-                    if phase in SUSTAINED:
-                        queue, cpus, _ = SUSTAINED[phase]
-                        events = args.sustained_events
-                        cmd += ["--phase", "sustained", "--queue", queue]
-                        if cpus and sink_cpu >= 0:
-                            cmd += ["--cpus", f"{sdk_cpu},{sink_cpu}"]
-                    else:
-                        cmd += ["--phase", phase]
-                    cmd += ["--port", str(sink.port), "--cpu", str(sdk_cpu)]
-                    cmd += ["--events", str(events), "--timeout", str(args.timeout)]
-                    cmd += ["--nice", str(args.nice)]
-                    t0 = time.monotonic()
-                    res, err = run_json(cmd, phase_timeout, prefix="RESULT ")
-                    took = time.monotonic() - t0
-                    if err:
-                        failures.append(f"{sdk} {phase} (repeat {rep + 1}): {err}")
-                        log(f"[{rep + 1}/{args.repeat}] {sdk} {phase}: FAILED {err}")
-                        continue
-                    result[phase] = res
-                    meta = sdk_meta.setdefault(sdk, {})
-                    meta.update(version=res.get("version"), python=res.get("python"))
-                    if phase == "delivery":
-                        meta["settings"] = res.get("settings")
-                    if phase == "memory":
-                        meta["down_settings"] = res.get("settings")
-                    log(f"[{rep + 1}/{args.repeat}] {sdk} {phase}: {took:.1f}s {_brief(res)}")
-                runs[sdk].append(result)
-        cap = measure_capacity(sink.port, sdk_cpu, args.capacity_seconds, args.nice)
-        if cap:
-            capacities.append(cap)
-            log(f"sink capacity: {cap['events_per_s']:,.0f} events/s ({cap.get('pinned')})")
+        bench.run(sdks, phases)
     finally:
         sink.stop()
 
-    medians = {sdk: aggregate(r) for sdk, r in runs.items() if r}
-    verified = sum(
-        r.get("delivery", {}).get("sink_verified", 0) for rs in runs.values() for r in rs
-    )
-    mismatches = sum(
-        r.get("delivery", {}).get("sink_mismatches", 0) for rs in runs.values() for r in rs
-    )
-    info: dict[str, Any] = {
-        "events": args.events,
-        "sustained_events": args.sustained_events,
-        "sdk_cpu": sdk_cpu,
-        "repeat": args.repeat,
-        "pinning": pinning,
-        "nice": args.nice,
-        "capacity_events_per_s": min(c["events_per_s"] for c in capacities)
-        if capacities
-        else math.nan,
-        "capacity_per_cpu_s": min(c.get("events_per_sink_cpu_s") or math.nan for c in capacities)
-        if capacities
-        else math.nan,
-        "load": f"{load_start} at the start, {_loadavg()} at the end",
-        "capacity_runs": len(capacities),
-        "verified": verified,
-        "mismatches": mismatches,
-        "sdk_meta": sdk_meta,
-        "skipped": skipped,
-        "failures": failures,
-    }
-    table = render(sdks, medians, info)
-    body = notes(sdks, medians, info)
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.system()} {platform.machine()}, {os.cpu_count()} cpus, {_cpu_model()}"
-    elapsed = time.monotonic() - started
-    given = argv if argv is not None else sys.argv[1:]
-    command = "python benchmarks/sdk_bench.py " + " ".join(given)
-    text = (
-        f"# SDK benchmark results\n\n`{command.strip()}` — {when}, {machine}, "
-        f"took {elapsed:.0f}s.\n\n{table}\n\n{body}\n"
-    )
+    medians = {sdk: aggregate(r) for sdk, r in bench.runs.items() if r}
+    info = bench.info(pinning, load_start, skipped)
+    text = _report(argv, started, sdks, medians, info)
     print(text)
-    Path(args.results).write_text(text, encoding="utf-8")
-    VENVS.mkdir(exist_ok=True)
-    RAW_JSON.write_text(json.dumps({"info": info, "runs": runs}, indent=1, default=str))
-    log(f"wrote {args.results} and {RAW_JSON}")
-    return 0 if not failures else 1
+    _write_outputs(args.results, text, info, bench.runs)
+    return 0 if not bench.failures else 1
 
 
 def _brief(res: dict[str, Any]) -> str:

@@ -232,47 +232,41 @@ class Sink:
             self._drop(conn)
 
     def _parse(self, conn: _Conn) -> None:
+        """Handle every complete request at the front of the connection's read buffer."""
         buf = conn.rbuf
         while True:
-            if conn.head is None:
-                end = buf.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > 65536:
-                        raise ValueError("header too large")
-                    return
-                lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
-                del buf[: end + 4]
-                method, target, _ = lines[0].split(" ", 2)
-                headers: dict[str, str] = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                conn.head = (method, target, headers)
-                conn.continued = False
-                if "chunked" in headers.get("transfer-encoding", "").lower():
-                    conn.want = -2
-                else:
-                    conn.want = int(headers.get("content-length", "0") or 0)
-            method, target, headers = conn.head
-            if conn.want > 0 and len(buf) < conn.want:
-                if not conn.continued and headers.get("expect", "").lower() == "100-continue":
-                    conn.continued = True
-                    self._send(conn, _CONTINUE)
+            head = conn.head or _parse_head(conn)
+            if head is None:
                 return
-            if conn.want == -2:
-                body = _dechunk(buf)
-                if body is None:
-                    if not conn.continued and headers.get("expect", "").lower() == "100-continue":
-                        conn.continued = True
-                        self._send(conn, _CONTINUE)
-                    return
-            else:
-                body = bytes(buf[: conn.want])
-                del buf[: conn.want]
+            method, target, headers = head
+            body = self._take_body(conn, headers)
+            if body is None:
+                return
             conn.head = None
             self._handle(conn, method, target, headers, body)
             if not buf:
                 return
+
+    def _take_body(self, conn: _Conn, headers: dict[str, str]) -> bytes | None:
+        """The request body from the read buffer (consuming it), or None while incomplete."""
+        buf = conn.rbuf
+        if conn.want > 0 and len(buf) < conn.want:
+            self._maybe_continue(conn, headers)
+            return None
+        if conn.want == -2:
+            body = _dechunk(buf)
+            if body is None:
+                self._maybe_continue(conn, headers)
+            return body
+        body = bytes(buf[: conn.want])
+        del buf[: conn.want]
+        return body
+
+    def _maybe_continue(self, conn: _Conn, headers: dict[str, str]) -> None:
+        """Answer ``Expect: 100-continue`` once per request."""
+        if not conn.continued and headers.get("expect", "").lower() == "100-continue":
+            conn.continued = True
+            self._send(conn, _CONTINUE)
 
     def _handle(
         self, conn: _Conn, method: str, target: str, headers: dict[str, str], body: bytes
@@ -375,6 +369,31 @@ class Sink:
         del conn.wbuf[:sent]
         if not conn.wbuf:
             self.sel.modify(conn.sock, selectors.EVENT_READ, conn)
+
+
+def _parse_head(conn: _Conn) -> tuple[str, str, dict[str, str]] | None:
+    """Parse a complete request head from the read buffer (consuming it) into ``conn.head``;
+    None while it is incomplete."""
+    buf = conn.rbuf
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        if len(buf) > 65536:
+            raise ValueError("header too large")
+        return None
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    del buf[: end + 4]
+    method, target, _ = lines[0].split(" ", 2)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    conn.head = (method, target, headers)
+    conn.continued = False
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        conn.want = -2
+    else:
+        conn.want = int(headers.get("content-length", "0") or 0)
+    return conn.head
 
 
 def _dechunk(buf: bytearray) -> bytes | None:
