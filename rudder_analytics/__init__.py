@@ -25,8 +25,8 @@ from typing import Literal as _Literal
 from typing import Optional as _Optional
 from typing import Union as _Union
 
-from . import _facade
-from ._facade import (
+from ._module import facade as _facade
+from ._module.facade import (
     alias,
     batch,
     flush,
@@ -129,7 +129,7 @@ async def ashutdown(timeout: _Optional[float] = None) -> bool:
 
 
 # --- module-level settings -------------------------------------------------------------
-# One per Config field (rudder_analytics._settings.SETTINGS is derived from the dataclass,
+# One per Config field (rudder_analytics._module.settings.SETTINGS is derived from the dataclass,
 # so an option added there is a setting too, typed here once it is annotated); None means
 # "the option's default". Assigning one after the default client exists retires that
 # client (it still delivers what it queued) and the next call builds a new one. An

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Dict, Optional
 
-from .encoding import decode_message, encode_message
-from .validation import optional_id
+from ._build.encoding import decode_message, encode_message
+from ._build.validation import optional_id
 
 __all__ = ["describe", "expected_id", "looked_for", "matches", "wire"]
 

@@ -24,11 +24,8 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Callable, Optional, Protocol
 
-from .config import Config
-from .delivery import DeliveryReport
-from .encoding import decode_message, encode_message
-from .exceptions import InvalidTypeError, ValidationError
-from .messages import (
+from ._build.encoding import decode_message, encode_message
+from ._build.messages import (
     BUILDERS,
     MessageDict,
     build_alias,
@@ -38,6 +35,9 @@ from .messages import (
     build_screen,
     build_track,
 )
+from ._sync.delivery import DeliveryReport
+from .config import Config
+from .exceptions import InvalidTypeError, ValidationError
 
 
 class _Owner(Protocol):

@@ -15,21 +15,13 @@ import weakref
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
-from . import _compat, lifecycle, signals
 from ._async.methods import AsyncMethods
 from ._async.result import CallResult
-from ._shutdown import ShutdownOnce
-from ._sync.sender import SyncSender
-from .buffer import EventBuffer
-from .callbacks import CallbackDispatcher
-from .capture import HOOKS as _capture_hooks
-from .capture import record
-from .config import Config
-from .delivery import DeliveryReport as BatchResult
-from .encoding import encode_message
-from .exceptions import ClientClosedError, MessageTooLargeError, ValidationError
-from .hooks import run_before_send
-from .messages import (
+from ._build.capture import HOOKS as _capture_hooks
+from ._build.capture import record
+from ._build.encoding import encode_message
+from ._build.hooks import run_before_send
+from ._build.messages import (
     MessageDict,
     build_alias,
     build_group,
@@ -39,9 +31,18 @@ from .messages import (
     build_track,
     check_message_ids_after_fork,
 )
-from .report import Reporter, emit, enable_debug_logging
+from ._module import peers as _compat
+from ._process import lifecycle, signals
+from ._process.shutdown import ShutdownOnce
+from ._report.callbacks import CallbackDispatcher
+from ._report.lines import Reporter, emit, enable_debug_logging
+from ._sync.buffer import EventBuffer
+from ._sync.delivery import DeliveryReport as BatchResult
+from ._sync.sender import SyncSender
+from ._sync.worker import WorkerPool
+from .config import Config
+from .exceptions import ClientClosedError, MessageTooLargeError, ValidationError
 from .stats import DropReason, Stats, StatsSnapshot
-from .worker import WorkerPool
 
 if TYPE_CHECKING:
     from .batches import Batch

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from . import _facade as facade
+from ._module import facade
 from .config import ENV_DATA_PLANE_URL, ENV_WRITE_KEY
 from .testing import STAND_IN_DATA_PLANE_URL, STAND_IN_WRITE_KEY, CapturedEvents, capture
 

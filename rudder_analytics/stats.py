@@ -3,9 +3,9 @@
 Every event the SDK accepts ends in exactly one of two places: ``delivered``
 or ``dropped[reason]``. :class:`Stats` is the one entry point for outcomes:
 it counts them, then hands each loss on to the two ways it is told, neither of
-which runs under a lock: the :class:`~rudder_analytics.report.Reporter` (one
+which runs under a lock: the :class:`~rudder_analytics._report.lines.Reporter` (one
 line per cause, totals never hidden) and the client's
-:class:`~rudder_analytics.callbacks.CallbackDispatcher` (``on_drop``,
+:class:`~rudder_analytics._report.callbacks.CallbackDispatcher` (``on_drop``,
 ``on_error``), which Stats reaches only weakly so that background work never
 keeps a client or its owner alive.
 """
@@ -16,9 +16,9 @@ import threading
 import weakref
 from typing import Any, Callable, Optional, TypedDict
 
-from .callbacks import CallbackDispatcher
+from ._report.callbacks import CallbackDispatcher
+from ._report.lines import Reporter
 from .exceptions import DeliveryError
-from .report import Reporter
 
 __all__ = ["DROP_REASONS", "DropReason", "Stats", "StatsSnapshot", "cause_of"]
 

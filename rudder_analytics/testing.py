@@ -42,14 +42,14 @@ from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Any, Dict, List, Optional, Union, overload
 
-from . import _facade as facade
+from ._build.capture import add_capture_hook, remove_capture_hook
+from ._build.encoding import decode_message
+from ._module import facade
 from ._testing_match import describe as _describe
 from ._testing_match import expected_id as _id
 from ._testing_match import looked_for as _looked_for
 from ._testing_match import matches as _matches
-from .capture import add_capture_hook, remove_capture_hook
 from .client import Client
-from .encoding import decode_message
 
 __all__ = ["CapturedEvents", "CapturedMessage", "capture"]
 

@@ -22,8 +22,8 @@ import pytest
 import rudder_analytics
 from rudder_analytics import Client
 from rudder_analytics._async.result import CallResult
+from rudder_analytics._sync.transport import USER_AGENT
 from rudder_analytics.devserver import DevServer
-from rudder_analytics.transport import USER_AGENT
 
 from .conftest import FAST, WRITE_KEY
 from .helpers_reliability import last_json_line, run_script

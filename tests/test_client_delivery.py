@@ -11,8 +11,8 @@ from typing import Any, Callable
 import pytest
 
 from rudder_analytics import Client, ConfigurationError, DeliveryError, HTTPStatusError
+from rudder_analytics._sync.transport import USER_AGENT
 from rudder_analytics.devserver import DevServer
-from rudder_analytics.transport import USER_AGENT
 
 from .conftest import WRITE_KEY
 
@@ -51,12 +51,12 @@ def test_gzip_off_sends_plain_json(make_client: Make, dataplane: DevServer) -> N
 
 def test_body_is_built_without_reencoding() -> None:
     """build_body splices sentAt into stored bytes and yields valid JSON of exact size."""
-    from rudder_analytics.encoding import (
-        body_overhead,
-        build_body,
-        encode_message,
-        message_overhead,
-    )
+    from rudder_analytics._build.encoding import (
+            body_overhead,
+            build_body,
+            encode_message,
+            message_overhead,
+        )
 
     stored = [encode_message({"type": "track", "n": i}, 1000) for i in range(3)]
     body = build_body(stored, "2026-01-01T00:00:00.000+00:00")

@@ -3,15 +3,15 @@ data plane: the integration layer below tests/unit's fake-clock scenarios."""
 
 from __future__ import annotations
 
+from rudder_analytics._build.encoding import encode_message
 from rudder_analytics._core.delivery import Delivery, Hold
 from rudder_analytics._core.policy import RetryPolicy
-from rudder_analytics._sink import StatsSink
+from rudder_analytics._report.sink import StatsSink
 from rudder_analytics._sync import driver
+from rudder_analytics._sync.transport import Transport
 from rudder_analytics.config import Config
 from rudder_analytics.devserver import DevServer
-from rudder_analytics.encoding import encode_message
 from rudder_analytics.stats import Stats
-from rudder_analytics.transport import Transport
 
 from .conftest import FAST, WRITE_KEY
 

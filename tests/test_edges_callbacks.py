@@ -1,7 +1,7 @@
 """Callbacks can do anything: re-enter the client, block, raise BaseException, own the client.
 
 Each test here failed on the code before callbacks moved to their own thread (see
-rudder_analytics/callbacks.py). Waits are on events with deadlines, never bare sleeps.
+rudder_analytics/_report/callbacks.py). Waits are on events with deadlines, never bare sleeps.
 """
 
 from __future__ import annotations

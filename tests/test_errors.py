@@ -25,7 +25,7 @@ from rudder_analytics import (
     TransportError,
 )
 from rudder_analytics._core.policy import RETRY, Failure, classify, describe, failure_of
-from rudder_analytics.delivery import DeliveryReport, RequestResult
+from rudder_analytics._sync.delivery import DeliveryReport, RequestResult
 from rudder_analytics.devserver import DevServer
 from tests.conftest import FAST, WRITE_KEY
 

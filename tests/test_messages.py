@@ -22,8 +22,8 @@ from rudder_analytics import (
     RudderAnalyticsError,
     ValidationError,
 )
+from rudder_analytics._build.encoding import decode_message, encode_message
 from rudder_analytics.devserver import DevServer
-from rudder_analytics.encoding import decode_message, encode_message
 from rudder_analytics.version import VERSION
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
@@ -241,7 +241,7 @@ def test_message_snapshot_at_call_time(make_client: Callable[..., Client],
 
 def test_encoders_agree() -> None:
     """orjson (when installed) and the standard library encode the same JSON values."""
-    from rudder_analytics import encoding
+    from rudder_analytics._build import encoding
 
     message = {
         "a": [1, 2.5, "x", None, True], "b": {"c": dt.datetime(2026, 1, 1, 0, 0, 0, 123456)},
@@ -266,7 +266,8 @@ def test_stdlib_backend_without_orjson() -> None:
     code = textwrap.dedent("""
         import sys, json, datetime as dt
         sys.modules["orjson"] = None  # as if it were not installed
-        from rudder_analytics import encoding, Client, InvalidTypeError
+        from rudder_analytics import Client, InvalidTypeError
+        from rudder_analytics._build import encoding
         assert encoding.BACKEND == "json", encoding.BACKEND
         client = Client("k", "http://127.0.0.1:1", send=False, atexit=False)
         _, m = client.track(user_id="u", event="E", properties={
@@ -289,7 +290,7 @@ def test_stdlib_backend_without_orjson() -> None:
 
 def test_nesting_limit_is_the_same_on_both_paths(offline: Client) -> None:
     """With orjson, the deepest accepted nesting does not depend on which path runs."""
-    from rudder_analytics.encoding import BACKEND, MAX_DEPTH
+    from rudder_analytics._build.encoding import BACKEND, MAX_DEPTH
 
     if BACKEND != "orjson":
         pytest.skip("the standard library encoder allows deeper nesting")

@@ -193,7 +193,8 @@ def test_ids_reseeded_when_fork_hooks_did_not_run() -> None:
     """A child forked below Python (uWSGI without fork hooks) still gets its own ids."""
     code = textwrap.dedent("""
         import os
-        from rudder_analytics import Client, messages
+        from rudder_analytics import Client
+        from rudder_analytics._build import messages
         client = Client("k", "http://127.0.0.1:1", send=False, atexit=False)
         parent_id = client.track(user_id="u", event="E")[1]["messageId"]
         state = (messages._id_prefix, messages._id_counter, messages._id_pid)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rudder_analytics import Client, ConfigurationError
-from rudder_analytics.buffer import EventBuffer
+from rudder_analytics._sync.buffer import EventBuffer
 from rudder_analytics.devserver import DevServer
 
 from .helpers_reliability import refused_url

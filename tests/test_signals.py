@@ -307,7 +307,7 @@ def test_where_the_handler_is_installed_and_where_not(server: DevServer) -> None
         "ignored_stays_ignored": True,
         "other_thread_installs_nothing": True,
         "option_off_installs_nothing": True,
-        "main_thread_installs": "rudder_analytics.signals",
+        "main_thread_installs": "rudder_analytics._process.signals",
         "later_handler_kept": True,
     }
     assert "can only be installed from the main thread" in result.stdout

@@ -18,7 +18,7 @@ import pytest
 
 import rudder_analytics
 from rudder_analytics import Client, ValidationError
-from rudder_analytics import capture as capture_module
+from rudder_analytics._build import capture as capture_module
 from rudder_analytics.devserver import DevServer
 from rudder_analytics.testing import CapturedEvents, capture
 from rudder_analytics.types import Message
@@ -296,7 +296,7 @@ def test_plugin_is_loaded_in_a_users_test_suite(tmp_path: Path) -> None:
         import os
         import rudder_analytics
         from rudder_analytics import Client
-        from rudder_analytics.capture import HOOKS as _capture_hooks
+        from rudder_analytics._build.capture import HOOKS as _capture_hooks
 
         def signup(user_id):
             rudder_analytics.track(user_id=user_id, event="Signed Up")

@@ -12,9 +12,9 @@ import asyncio
 import time
 from typing import Awaitable, Callable, Optional, Protocol
 
+from .._build.messages import now_iso
 from .._core.delivery import Answer, Delivery, Done, Wait
 from .._core.outcomes import DeliveryReport
-from ..messages import now_iso
 
 __all__ = ["AsyncPoster", "run"]
 

@@ -16,25 +16,25 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Optional, Protocol, cast
 
+from .._build.capture import capturing
 from .._core.batching import BodyBudget, chunk_messages
 from .._core.delivery import Delivery, HoldLike
 from .._core.outcomes import DeliveryReport
 from .._core.policy import RetryPolicy
-from .._sink import StatsSink
-from ..capture import capturing
+from .._report.sink import StatsSink
 from ..stats import DropReason
 from . import driver
 from .progress import wait_callbacks, wait_done, wait_flushed
 from .transport import AsyncTransport, httpx_available
 
 if TYPE_CHECKING:
+    from .._report.callbacks import CallbackDispatcher
+    from .._report.lines import Reporter
+    from .._sync.buffer import EventBuffer
+    from .._sync.worker import WorkerPool
     from ..batches import Batch, BatchResult
-    from ..buffer import EventBuffer
-    from ..callbacks import CallbackDispatcher
     from ..config import Config
-    from ..report import Reporter
     from ..stats import Stats
-    from ..worker import WorkerPool
 
 __all__ = ["AsyncMethods"]
 
@@ -195,8 +195,8 @@ def _as_batch_result(report: DeliveryReport) -> BatchResult:
     Phase 1 only: once ``delivery.py`` re-exports the core's report types, this is
     the identity and can go.
     """
+    from .._sync.delivery import RequestResult
     from ..batches import BatchResult as Legacy
-    from ..delivery import RequestResult
 
     requests = [RequestResult(r.status_code, r.body, r.messages, r.delivered, r.attempts,
                               r.error) for r in report.requests]

@@ -22,7 +22,7 @@ POLL_MAX = 0.02
 
 
 class Dispatcher(Protocol):
-    """What this module needs of :class:`~rudder_analytics.callbacks.CallbackDispatcher`."""
+    """What this module needs of :class:`~rudder_analytics._report.callbacks.CallbackDispatcher`."""
 
     def wait_idle(self, deadline: float) -> bool:
         """Wait until every queued callback has run; False if ``deadline`` passed first."""
@@ -30,7 +30,7 @@ class Dispatcher(Protocol):
 
 
 class FlushablePool(Protocol):
-    """What this module needs of :class:`~rudder_analytics.worker.WorkerPool`."""
+    """What this module needs of :class:`~rudder_analytics._sync.worker.WorkerPool`."""
 
     def flush(self, deadline: float) -> bool:
         """Send everything queued so far; False if ``deadline`` passed first."""

@@ -1,7 +1,7 @@
 """The one definition of "fits in a request", for the queue and for batch packing.
 
 A body is ``{"batch":[...]}`` around the messages; each stored message adds its
-own length plus :func:`~rudder_analytics.encoding.message_overhead` (its
+own length plus :func:`~rudder_analytics._build.encoding.message_overhead` (its
 ``sentAt`` prefix and a comma). A message fits when the body stays within the
 limit *after* adding it, counted before it is added; the first message of a body
 always fits (a message is smaller than any body limit, see ``Config._check``).
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ..encoding import body_overhead, message_overhead
+from .._build.encoding import body_overhead, message_overhead
 
 __all__ = ["BodyBudget", "body_size", "chunk_messages"]
 
@@ -66,6 +66,6 @@ def chunk_messages(messages: Iterable[bytes], budget: BodyBudget) -> list[list[b
 
 
 def body_size(messages: Sequence[bytes]) -> int:
-    """The exact length of the body :func:`~rudder_analytics.encoding.build_body` makes."""
+    """The exact length of the body :func:`~rudder_analytics._build.encoding.build_body` makes."""
     count = max(len(messages), 1)  # an empty body still carries one sentAt prefix
     return body_overhead() + sum(len(m) for m in messages) + count * message_overhead() - 1

@@ -14,7 +14,7 @@ never shortened, and as an HTTP date it is measured against the answer's own
 
 Nothing here reads a clock, sleeps or touches a socket: the ``socket`` and
 ``ssl`` modules are imported only for their exception types and error codes.
-This is the one copy of these rules; :mod:`rudder_analytics.retry` keeps the
+This is the one copy of these rules; :mod:`rudder_analytics._sync.retry` keeps the
 blocking pieces (``Event`` waits, the thread-safe hold).
 """
 

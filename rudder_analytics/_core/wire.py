@@ -1,6 +1,6 @@
 """What goes on the wire: bodies, compression, request headers, a capped answer body.
 
-Message encoding itself lives in :mod:`rudder_analytics.encoding` (it runs in the
+Message encoding itself lives in :mod:`rudder_analytics._build.encoding` (it runs in the
 caller's thread); this module re-exports what a driver needs and adds the parts
 that both transports (``requests`` and ``httpx``) must build identically.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 
-from ..encoding import body_overhead, build_body, compress, decode_message, message_overhead
+from .._build.encoding import body_overhead, build_body, compress, decode_message, message_overhead
 from ..version import VERSION
 
 __all__ = [

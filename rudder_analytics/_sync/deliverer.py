@@ -1,9 +1,9 @@
 """A drop-in ``Deliverer`` built on the delivery core (phase 2 of issue #14 wires it in).
 
 Same constructor and :meth:`Deliverer.deliver` signature as
-:class:`rudder_analytics.delivery.Deliverer`; the policy is the core's
+:class:`rudder_analytics._sync.delivery.Deliverer`; the policy is the core's
 :class:`~rudder_analytics._core.delivery.Delivery`, run by the blocking driver,
-and the accounting is :class:`~rudder_analytics._sink.StatsSink`. Nothing
+and the accounting is :class:`~rudder_analytics._report.sink.StatsSink`. Nothing
 imports this module yet: ``delivery.py`` can become ``from ._sync.deliverer
 import Deliverer`` plus re-exports of the report types.
 """
@@ -16,12 +16,12 @@ from typing import Optional
 from .._core.delivery import Delivery
 from .._core.outcomes import DeliveryReport
 from .._core.policy import RetryPolicy
-from .._sink import StatsSink
+from .._report.sink import StatsSink
 from ..config import Config
-from ..retry import RetryAfterGate
 from ..stats import Stats
-from ..transport import Transport
 from . import driver
+from .retry import RetryAfterGate
+from .transport import Transport
 
 __all__ = ["Deliverer"]
 
@@ -55,7 +55,7 @@ class Deliverer:
     ) -> DeliveryReport:
         """Send ``messages``; split on 413; retry transient failures until done or out of time.
 
-        As :meth:`rudder_analytics.delivery.Deliverer.deliver`: ``cancel`` ends any wait
+        As :meth:`rudder_analytics._sync.delivery.Deliverer.deliver`: ``cancel`` ends any wait
         (what waited is dropped as ``shutdown``), ``deadline`` bounds the whole delivery,
         ``defer`` (workers, no ``deadline``) hands back chunks whose ``Retry-After``
         outlasts ``retry_deadline`` in ``report.deferred``.

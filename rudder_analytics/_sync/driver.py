@@ -1,5 +1,5 @@
 """The blocking driver: runs a core :class:`~rudder_analytics._core.delivery.Delivery`
-over the ``requests`` :class:`~rudder_analytics.transport.Transport`.
+over the ``requests`` :class:`~rudder_analytics._sync.transport.Transport`.
 
 Waits are ``Event.wait`` calls, so a shutdown (``cancel``) ends them at once;
 the clock, the wait and ``sentAt`` are injectable so that the unit tests run
@@ -12,11 +12,11 @@ import threading
 import time
 from typing import Callable, Optional, Protocol
 
+from .._build.messages import now_iso
 from .._core.delivery import Answer, Delivery, Done, Wait
 from .._core.outcomes import DeliveryReport
-from ..messages import now_iso
-from ..retry import wait_until
-from ..transport import Attempt
+from .retry import wait_until
+from .transport import Attempt
 
 __all__ = ["answer_from_attempt", "run"]
 

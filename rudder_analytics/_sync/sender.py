@@ -1,6 +1,6 @@
 """Synchronous sends: sync mode, batch blocks and ``client.send(batch)``, in the caller's thread.
 
-Each calling thread gets its own :class:`~rudder_analytics.delivery.Deliverer`
+Each calling thread gets its own :class:`~rudder_analytics._sync.delivery.Deliverer`
 (``requests`` sessions are never shared between threads), queued=False for the
 accounting, and the client's one ``Retry-After`` hold. Every send is bounded by
 ``sync_deadline``; a failure raises only with ``raise_on_error``.
@@ -14,9 +14,9 @@ from typing import Optional
 
 from .._core.batching import BodyBudget, chunk_messages
 from ..config import Config
-from ..delivery import Deliverer, DeliveryReport
-from ..retry import RetryAfterGate
 from ..stats import Stats
+from .delivery import Deliverer, DeliveryReport
+from .retry import RetryAfterGate
 
 __all__ = ["SyncSender"]
 

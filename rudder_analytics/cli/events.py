@@ -46,7 +46,7 @@ def _kwargs(args: argparse.Namespace) -> Dict[str, Any]:
 
 def _dry_run(command: str, kwargs: Dict[str, Any]) -> int:
     """Validate and print the message; send nothing."""
-    from .. import messages
+    from .._build import messages
 
     builder: Callable[..., Dict[str, Any]] = getattr(messages, f"build_{command}")
     try:

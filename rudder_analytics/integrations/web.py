@@ -21,9 +21,9 @@ import uuid
 from typing import Any, Callable, Optional, Union
 from urllib.parse import quote, unquote
 
+from .._build.validation import optional_id
 from ..client import Client, Result
 from ..exceptions import ValidationError
-from ..validation import optional_id
 
 __all__ = [
     "ANONYMOUS_ID_COOKIE",

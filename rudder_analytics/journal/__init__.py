@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from ..buffer import EventBuffer
+from .._report.lines import emit
+from .._sync.buffer import EventBuffer
 from ..config import Config
-from ..report import emit
 from ..stats import Stats
 from .fs import FileSystem
 from .writer import Journal
 
 if TYPE_CHECKING:
-    from ..worker import WorkerPool
+    from .._sync.worker import WorkerPool
 
 __all__ = ["FileSystem", "Journal", "attach", "open_journal"]
 

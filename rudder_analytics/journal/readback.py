@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TypeVar
 
-from ..buffer import EventBuffer
+from .._sync.buffer import EventBuffer
 from .format import scan
 from .segments import Segment
 

@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-from ..report import emit
+from .._report.lines import emit
 from ..stats import DropReason, Stats
 from .format import FORMAT_VERSION
 from .fs import FileSystem

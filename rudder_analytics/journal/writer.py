@@ -24,8 +24,8 @@ from itertools import accumulate, chain, repeat
 from operator import add, and_
 from typing import Callable, Optional
 
-from ..buffer import EventBuffer
-from ..report import emit
+from .._report.lines import emit
+from .._sync.buffer import EventBuffer
 from ..stats import DropReason, Stats
 from .format import RECORD
 from .fs import FileSystem

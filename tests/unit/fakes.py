@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
 
 from rudder_analytics._async import driver as async_driver
+from rudder_analytics._build.encoding import encode_message
 from rudder_analytics._core.delivery import Answer, Delivery, HoldLike
 from rudder_analytics._core.outcomes import DeliveryReport, Outcome
 from rudder_analytics._core.policy import RetryPolicy, failure_of
 from rudder_analytics._sync import driver as sync_driver
-from rudder_analytics.encoding import encode_message
-from rudder_analytics.transport import Attempt
+from rudder_analytics._sync.transport import Attempt
 
 URL = "http://127.0.0.1:8080/v1/batch"
 

@@ -6,9 +6,9 @@ import threading
 import time
 from typing import Any
 
-from rudder_analytics.callbacks import CallbackDispatcher
+from rudder_analytics._report.callbacks import CallbackDispatcher
+from rudder_analytics._report.lines import WARNING_INTERVAL, Reporter
 from rudder_analytics.exceptions import DeliveryError
-from rudder_analytics.report import WARNING_INTERVAL, Reporter
 
 
 class Clock:
@@ -110,7 +110,7 @@ def test_dispatcher_runs_callbacks_in_order_off_the_calling_thread() -> None:
 def test_dispatcher_is_bounded_and_says_what_it_skipped() -> None:
     """Past MAX_PENDING waiting messages, drops are not queued for on_drop (memory stays
     bounded) and one line says how many were skipped."""
-    from rudder_analytics import callbacks
+    from rudder_analytics._report import callbacks
 
     release = threading.Event()
     calls: list[int] = []

@@ -43,8 +43,8 @@ import time
 from types import FrameType
 from typing import Any, Optional
 
+from ..config import Config
 from . import lifecycle
-from .config import Config
 
 __all__ = ["install"]
 
@@ -55,7 +55,7 @@ JOIN_SLACK = lifecycle.EXIT_SLACK + 0.5
 RETRY_INTERVAL = 0.05
 """Seconds between two re-deliveries while the main thread is inside the SDK."""
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _NOT_CORE = tuple(_PACKAGE_DIR + name + os.sep for name in ("integrations", "devserver"))
 _STDLIB = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 

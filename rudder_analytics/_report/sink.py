@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ._core.outcomes import Attempted, Deferred, Delivered, Dropped, Outcome, Retrying
-from .encoding import decode_message
-from .stats import Stats, cause_of
+from .._build.encoding import decode_message
+from .._core.outcomes import Attempted, Deferred, Delivered, Dropped, Outcome, Retrying
+from ..stats import Stats, cause_of
 
 __all__ = ["StatsSink"]
 

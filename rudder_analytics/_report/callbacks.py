@@ -30,8 +30,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Optional
 
-from .exceptions import DeliveryError
-from .report import emit
+from ..exceptions import DeliveryError
+from .lines import emit
 
 __all__ = ["MAX_PENDING", "CallbackDispatcher", "error_callback_arity"]
 

@@ -33,10 +33,10 @@ from requests.utils import get_environ_proxies
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ._core.policy import REDIRECT_STATUSES, Failure, failure_of, retry_after_seconds
-from .config import Config
-from .encoding import compress
-from .version import VERSION
+from .._build.encoding import compress
+from .._core.policy import REDIRECT_STATUSES, Failure, failure_of, retry_after_seconds
+from ..config import Config
+from ..version import VERSION
 
 __all__ = ["USER_AGENT", "Attempt", "Transport", "attempt_timeout"]
 

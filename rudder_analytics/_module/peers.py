@@ -24,11 +24,11 @@ from typing import (
     overload,
 )
 
-from .exceptions import ConfigurationError
+from ..exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from .batches import Batch, BatchResult
-    from .client import Client
+    from ..batches import Batch, BatchResult
+    from ..client import Client
 
 __all__ = ["BoundSend", "ConfigAttribute", "QueueAttribute", "QueueView", "SendAttribute",
            "missing_attribute"]

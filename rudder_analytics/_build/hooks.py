@@ -12,9 +12,9 @@ import copy
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
-from .exceptions import InvalidTypeError, ValidationError
+from ..exceptions import InvalidTypeError, ValidationError
 from .messages import MessageDict
-from .stats import DropReason, Stats
+from ..stats import DropReason, Stats
 
 __all__ = ["run_before_send"]
 

@@ -7,8 +7,8 @@ import dataclasses
 import difflib
 from typing import Any
 
-from .config import PEER_HINTS, Config
-from .exceptions import ConfigurationError
+from ..config import PEER_HINTS, Config
+from ..exceptions import ConfigurationError
 
 __all__ = ["PEER_HINTS", "SETTINGS", "SETTING_SET", "URL_ALIASES", "initial_value",
            "unknown_setting"]

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from . import validation as v
-from .version import VERSION
+from ..version import VERSION
 
 __all__ = [
     "LIBRARY",

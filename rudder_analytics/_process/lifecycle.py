@@ -29,7 +29,7 @@ import time
 import weakref
 from typing import Callable, Optional, Protocol
 
-from .report import emit
+from .._report.lines import emit
 
 __all__ = ["EXIT_SLACK", "exit_budget", "forget", "register", "retire", "shutdown_all"]
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Optional
 
-from .exceptions import InvalidTypeError, ValidationError
+from ..exceptions import InvalidTypeError, ValidationError
 
 _FRACTION = re.compile(r"(?<=:\d\d)\.(\d+)")
 """The fraction of seconds in an ISO-8601 time."""

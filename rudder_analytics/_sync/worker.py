@@ -25,13 +25,13 @@ import threading
 import time
 from typing import Callable, Optional
 
-from ._core.batching import BodyBudget
+from .._build.encoding import decode_message
+from .._core.batching import BodyBudget
+from ..config import Config
+from ..stats import DropReason, Stats
 from .buffer import EventBuffer
-from .config import Config
 from .delivery import Deliverer
-from .encoding import decode_message
 from .retry import RetryAfterGate
-from .stats import DropReason, Stats
 
 __all__ = ["WorkerPool"]
 

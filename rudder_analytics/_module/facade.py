@@ -29,13 +29,12 @@ import threading
 import types as _types
 from typing import Any, Callable, Optional, cast
 
-from ._settings import SETTING_SET, SETTINGS, URL_ALIASES, initial_value, unknown_setting
-from .batches import Batch
-from .client import Client
-from .config import Config
-from .exceptions import ClientClosedError, ConfigurationError
-from .stats import StatsSnapshot
-from .types import (
+from ..batches import Batch
+from ..client import Client
+from ..config import Config
+from ..exceptions import ClientClosedError, ConfigurationError
+from ..stats import StatsSnapshot
+from ..types import (
     AliasMessage,
     GroupMessage,
     IdentifyMessage,
@@ -44,6 +43,7 @@ from .types import (
     ScreenMessage,
     TrackMessage,
 )
+from .settings import SETTING_SET, SETTINGS, URL_ALIASES, initial_value, unknown_setting
 
 __all__ = [
     "SettingsModule",

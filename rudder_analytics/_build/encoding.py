@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Callable, Optional, Sequence
 
-from .exceptions import InvalidTypeError, MessageTooLargeError, ValidationError
+from ..exceptions import InvalidTypeError, MessageTooLargeError, ValidationError
 
 try:  # installed with the package on CPython; imported by name so typing works without it
     _orjson: Any = importlib.import_module("orjson")

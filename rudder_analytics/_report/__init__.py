@@ -1,0 +1,3 @@
+"""Accounting and reporting: outcomes become stats, one log line per cause, and
+on_drop/on_error callbacks on their own thread.
+"""
