@@ -45,7 +45,7 @@ class SyncSender:
     def send(self, messages: list[bytes]) -> DeliveryReport:
         """One request's worth (sync mode), within ``sync_deadline``, retries included."""
         deadline = time.monotonic() + self._config.sync_deadline
-        return self._raise_if_asked(self._deliverer().deliver(messages, deadline=deadline))
+        return self.raise_if_asked(self._deliverer().deliver(messages, deadline=deadline))
 
     def send_all(self, messages: list[bytes]) -> DeliveryReport:
         """A batch block: as few requests as the server's size limit allows, each within
@@ -60,13 +60,10 @@ class SyncSender:
             result.requests.extend(report.requests)
         return result
 
-    def _raise_if_asked(self, report: DeliveryReport) -> DeliveryReport:
+    def raise_if_asked(self, report: DeliveryReport) -> DeliveryReport:
+        """With ``raise_on_error``: raise the first failed request's error."""
         if not report.ok and self._config.raise_on_error:
             error = report.first_error()
             if error is not None:
                 raise error
         return report
-
-    def raise_if_asked(self, report: DeliveryReport) -> DeliveryReport:
-        """With ``raise_on_error``: raise the first failed request's error."""
-        return self._raise_if_asked(report)
