@@ -5,22 +5,49 @@ Rows: track() caller cost with and without ``persist_dir`` in the same run
 interval and an event's time-to-commit at p50/p99 while the caller loops flat out,
 and recovery: how fast a restarted client reads a backlog back and delivers it.
 
+The first rows deliver to ``benchmarks/sink.py`` in a process of its own, pinned to
+the other core (this process is pinned to cpu 0, as the SDK benchmark's drivers are),
+so that the data plane's work is not counted as the SDK's. The recovery row needs
+an outage, so it uses a DevServer in this process.
+
     python benchmarks/journal_bench.py [--events 50000] [--rounds 5] [--backlog 200000]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from rudder_analytics import Client
 from rudder_analytics.devserver import DevServer
 from rudder_analytics.journal import writer
 
 KEY = "bench"
+SINK = Path(__file__).resolve().parent / "sink.py"
+
+
+@contextlib.contextmanager
+def _sink() -> Iterator[str]:
+    """The benchmark sink in a child process on cpu 1; yields its URL."""
+    proc = subprocess.Popen([sys.executable, str(SINK), "--port", "0", "--cpu", "1"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = json.loads(proc.stdout.readline())["port"]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def _round(url: str, events: int, persist: str | None) -> tuple[float, float]:
@@ -105,15 +132,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backlog", type=int, default=200_000)
     args = parser.parse_args()
-    with DevServer(write_keys=[KEY]) as server:
+    pinned = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
+    if pinned:
+        os.sched_setaffinity(0, {0})
+    with _sink() as url:
         memory, journal = [], []
         for _ in range(args.rounds):  # interleaved, so both see the same machine load
-            memory.append(_round(server.url, args.events, None))
+            memory.append(_round(url, args.events, None))
             with tempfile.TemporaryDirectory() as persist:
-                journal.append(_round(server.url, args.events, persist))
-            server.reset()
-        intervals, ages = _commit_latency(server.url, args.events)
+                journal.append(_round(url, args.events, persist))
+        intervals, ages = _commit_latency(url, args.events)
+    with DevServer(write_keys=[KEY]) as server:
         read_rate, delivered_rate = _recovery(server.url, server, args.backlog)
+    print(f"({args.events:,} events per round; this process "
+          f"{'pinned to cpu 0, the sink to cpu 1' if pinned else 'not pinned'}; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
     m_call = statistics.median(c for c, _ in memory)
     j_call = statistics.median(c for c, _ in journal)
     m_cpu = statistics.median(c for _, c in memory)

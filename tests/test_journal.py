@@ -175,10 +175,10 @@ class FullDisk(journal_fs.FileSystem):
 
     full = threading.Event()
 
-    def write(self, fd: int, data: bytes) -> None:
+    def write(self, fd: int, *parts: bytes) -> None:
         if self.full.is_set():
             raise OSError(errno.ENOSPC, "No space left on device")
-        super().write(fd, data)
+        super().write(fd, *parts)
 
 
 def test_disk_full_falls_back_to_memory_and_resumes(
@@ -225,9 +225,9 @@ class LossyDisk(journal_fs.FileSystem):
         self.synced.setdefault(path, 0)
         return fd
 
-    def write(self, fd: int, data: bytes) -> None:
+    def write(self, fd: int, *parts: bytes) -> None:
         if not LossyDisk.off:
-            super().write(fd, data)
+            super().write(fd, *parts)
 
     def fsync(self, fd: int) -> None:
         if not LossyDisk.off:
@@ -296,13 +296,40 @@ def test_unknown_format_is_set_aside_with_a_warning(
 
 def test_torn_tail_is_truncated_and_the_rest_delivered(tmp_path: Path,
                                                        server: DevServer) -> None:
-    """A segment cut in the middle of its last record loses only that record."""
-    _leave_undelivered(server, tmp_path, "t", 100)
+    """A segment cut in the middle of its last frame (a group commit that did not
+    finish) loses only that commit's events; the earlier commits are delivered."""
+    committed: list[int] = []
+    seen = threading.Condition()
+
+    def on_commit(n: int) -> None:
+        with seen:
+            committed.append(n)
+            seen.notify_all()
+
+    writer.on_commit = on_commit
+    try:
+        server.fail_fraction(1.0)
+        client = Client(KEY, server.url, persist_dir=str(tmp_path), max_queue_size=100,
+                        **OUTAGE)
+        _track(client, "t", 60)
+        with seen:
+            assert seen.wait_for(lambda: committed and committed[-1] >= 60, timeout=10)
+        for i in range(60, 100):
+            client.track("u", "e", message_id=f"t-{i}")
+        with seen:
+            assert seen.wait_for(lambda: committed[-1] >= 100, timeout=10)
+        client.shutdown(timeout=0.3)
+        server.clear_faults()
+    finally:
+        writer.on_commit = None
     segment = next(tmp_path.rglob("seg-*.log"))
     data = segment.read_bytes()
     segment.write_bytes(data[:-5])
     with Client(KEY, server.url, persist_dir=str(tmp_path), upload_interval=0.02) as client:
-        assert server.wait_for_events(99, timeout=10)
+        assert server.wait_for_events(60, timeout=10)
         client.flush(5)
-    assert {f"t-{i}" for i in range(99)} <= _ids(server)
+    ids = _ids(server)
+    kept = len(ids)
+    assert 60 <= kept < 100  # the torn frame's events, at least one, are gone
+    assert ids == {f"t-{i}" for i in range(kept)}
     assert client.stats()["dropped"]["corrupt"] == 0

@@ -19,12 +19,14 @@ class FileSystem:
         """Open (create) ``path`` for appending; returns a descriptor."""
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
-    def write(self, fd: int, data: bytes) -> None:
-        """Write all of ``data``."""
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+    def write(self, fd: int, *parts: bytes) -> None:
+        """Write all of ``parts``, one after the other (one system call as a rule)."""
+        written = os.writev(fd, parts)
+        total = sum(map(len, parts))
+        if written < total:  # short write (rare): the rest, from where it stopped
+            view = memoryview(b"".join(parts))[written:]
+            while view:
+                view = view[os.write(fd, view):]
 
     def fsync(self, fd: int) -> None:
         os.fsync(fd)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .format import HEADER, decode_acks, scan, version_of
+from .format import HEADER, decode_acks, payloads, scan, version_of
 from .segments import segment_index
 from .store import journal_dirs, owner_alive, read_meta
 
@@ -24,12 +24,12 @@ class JournalInfo:
     url: Optional[str] = None
     key_sha256: Optional[str] = None
     events: int = 0
-    """Records not yet acknowledged (what would be sent)."""
+    """Events not yet acknowledged (what would be sent)."""
     size_bytes: int = 0
     oldest: Optional[str] = None
     """The oldest pending event's ``originalTimestamp`` (or ``timestamp``)."""
     damaged: int = 0
-    """Records that fail their checksum, plus segments not of our format."""
+    """Events in frames that fail their checksum, plus segments not of our format."""
     payloads: list[bytes] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,14 +76,16 @@ def inspect_journal(path: str, keep_payloads: bool = False) -> JournalInfo:
             acked.update(range(first, min(last, first + 10_000_000) + 1))
         result = scan(data, len(HEADER))
         info.damaged += result.corrupt
-        for record in result.records:
-            if record.seq in acked:
-                continue
-            info.events += 1
-            if info.oldest is None:
-                info.oldest = _event_time(record.payload)
-            if keep_payloads:
-                info.payloads.append(bytes(record.payload))
+        for frame in result.frames:
+            events = payloads(frame)
+            for seq, payload in enumerate(events, frame.first):
+                if seq in acked:
+                    continue
+                info.events += 1
+                if info.oldest is None:
+                    info.oldest = _event_time(payload)
+                if keep_payloads:
+                    info.payloads.append(payload)
     return info
 
 

@@ -1,4 +1,4 @@
-"""Reading records that are on disk only back into the in-memory queue, a chunk at a time."""
+"""Reading events that are on disk only back into the in-memory queue, a frame at a time."""
 
 from __future__ import annotations
 
@@ -6,50 +6,65 @@ from collections import deque
 from typing import TypeVar
 
 from .._sync.buffer import EventBuffer
-from .format import scan
-from .segments import Segment
+from .format import payloads, scan
+from .places import Places
+from .segments import FrameRef, Segment
 
-__all__ = ["READ_CHUNK", "Entry", "drain", "read_back"]
-
-READ_CHUNK = 1024 * 1024
-"""Bytes read from a segment at once: memory stays bounded whatever the backlog."""
-
-Entry = tuple[bytes, Segment, int, int]
-"""Where a queued event lives: (message, segment, seq, offset of its record)."""
+__all__ = ["drain", "read_back"]
 
 
 def read_back(segment: Segment, budget: int, buffer: EventBuffer,
-              table: dict[int, Entry]) -> tuple[int, bool]:
-    """Put up to ``budget`` of ``segment``'s unread records on ``buffer``, registering
-    each in ``table`` first; returns (moved, the queue was full). Damage is skipped."""
-    moved = 0
+              places: Places) -> tuple[int, bool, int]:
+    """Put up to ``budget`` of ``segment``'s unread events on ``buffer``, registering
+    each in ``places``; returns (moved, the queue was full, events found damaged)."""
+    moved = damaged = 0
     while segment.unread and moved < budget:
-        span = segment.unread[0]
-        base = span[0]
-        try:
-            data = segment.fs.read(segment.path, base, min(span[1] - base, READ_CHUNK))
-        except OSError:
-            segment.unread.clear()
-            break
-        result = scan(data)
-        span[0] = base + (result.good_end if result.records else max(len(data), 1))
-        for record in result.records:
-            if record.seq in segment.acked:
-                continue
-            message = bytes(record.payload)
-            table[id(message)] = (message, segment, record.seq, base + record.offset)
-            if not buffer.put(message):
-                del table[id(message)]
-                span[0] = base + record.offset
-                return moved, True
-            segment.in_memory += 1
-            moved += 1
-            if moved >= budget:
-                span[0] = base + record.end
-                break
-        if span[0] >= span[1]:
+        run = segment.unread[0]
+        frame = segment.frame_of(run[0])
+        events = _read_frame(segment, frame) if frame is not None else None
+        if frame is None or events is None:  # unreadable now, or damaged since
+            lost = run[1] - run[0] + 1 if frame is None else _skip(run, frame)
+            damaged += lost
+            segment.live -= lost
+            if run[0] > run[1]:
+                segment.unread.pop(0)
+            continue
+        last = min(run[1], frame.first + frame.count - 1)
+        while run[0] <= last and moved < budget:
+            seq = run[0]
+            if seq not in segment.acked:
+                message = events[seq - frame.first]
+                if not buffer.put(message):
+                    return moved, True, damaged
+                places.read_back(message, frame, seq - frame.first)
+                frame.hold(seq - frame.first, message)
+                moved += 1
+            else:
+                segment.acked.discard(seq)
+            run[0] = seq + 1
+        if run[0] > run[1]:
             segment.unread.pop(0)
-    return moved, False
+    return moved, False, damaged
+
+
+def _skip(run: list[int], frame: FrameRef) -> int:
+    """Skip the rest of ``frame`` in ``run``; returns how many events that was."""
+    end = min(run[1], frame.first + frame.count - 1)
+    skipped = end - run[0] + 1
+    run[0] = end + 1
+    return skipped
+
+
+def _read_frame(segment: Segment, frame: FrameRef) -> list[bytes] | None:
+    """The events of ``frame``, re-read and re-checked; None if that fails now."""
+    try:
+        data = segment.fs.read(segment.path, frame.offset, frame.size)
+    except OSError:
+        return None
+    found = scan(data).frames
+    if len(found) != 1 or found[0].first != frame.first or found[0].events != frame.count:
+        return None
+    return payloads(found[0])
 
 
 T = TypeVar("T")

@@ -1,15 +1,17 @@
-"""One segment file and its acknowledgements: sizes, live records, what to read back."""
+"""One segment file and its acknowledgements: sizes, frames, live events, what to read back."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+from bisect import bisect_right
+from collections.abc import Sequence
 from typing import Optional
 
 from .format import HEADER, decode_acks, encode_ack, scan, version_of
 from .fs import FileSystem
 
-__all__ = ["Segment", "ack_ranges"]
+__all__ = ["FrameRef", "Segment", "ack_ranges"]
 
 
 def ack_ranges(seqs: list[int]) -> list[tuple[int, int]]:
@@ -26,12 +28,59 @@ def ack_ranges(seqs: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
+class FrameRef:
+    """One frame of a segment: where it lies, and which of its events are in memory.
+
+    ``messages`` holds the events that are queued or in flight (None where an event
+    is settled or on disk only); holding them keeps each one's ``id()`` unique while
+    the journal's table maps it here. ``live`` counts them.
+    """
+
+    __slots__ = ("count", "first", "live", "messages", "next", "offset", "segment", "size")
+
+    def __init__(self, segment: Segment, first: int, count: int, offset: int, size: int,
+                 messages: Optional[list[Optional[bytes]]]) -> None:
+        self.segment = segment
+        self.first = first
+        self.count = count
+        self.offset = offset
+        self.size = size
+        self.messages = messages
+        self.live = 0 if messages is None else count
+        self.next: Optional[FrameRef] = None
+        """The frame written after this one (own frames only)."""
+
+    def settle(self, indexes: Sequence[int]) -> None:
+        """Events at ``indexes`` left memory (delivered, dropped, spilled)."""
+        self.live -= len(indexes)
+        self.segment.in_memory -= len(indexes)
+        messages = self.messages
+        if messages is None:
+            return
+        if self.live <= 0:
+            self.messages = None
+        elif indexes[-1] - indexes[0] + 1 == len(indexes):
+            messages[indexes[0]:indexes[-1] + 1] = [None] * len(indexes)
+        else:
+            for index in indexes:
+                messages[index] = None
+
+    def hold(self, index: int, message: bytes) -> None:
+        """An event read back into the queue from disk."""
+        if self.messages is None:
+            self.messages = [None] * self.count
+        self.messages[index] = message
+        self.live += 1
+        self.segment.in_memory += 1
+
+
 class Segment:
     """A segment's bookkeeping, kept by the journal thread only (no lock).
 
-    ``live`` counts records neither acknowledged nor evicted. ``unread`` lists
-    byte ranges holding records that are on disk only (spilled, or left by a dead
-    process) and must be read back into the queue.
+    ``live`` counts events neither acknowledged nor evicted; ``in_memory`` those of
+    them that are queued or in flight. ``unread`` lists ``[first, last]`` runs of
+    sequence numbers that are on disk only (spilled, or left by a dead process)
+    and must be read back into the queue.
     """
 
     size: int
@@ -47,6 +96,8 @@ class Segment:
         self.size = 0
         self.records = 0
         self.live = 0
+        self.frames: list[FrameRef] = []
+        self._firsts: list[int] = []
         self.unread: list[list[int]] = []
         self.acked: set[int] = set()
         """Sequence numbers acknowledged by an earlier owner (recovered segments only)."""
@@ -54,7 +105,6 @@ class Segment:
         self.sealed = False
         self.ack_fd: Optional[int] = None
         self.in_memory = 0
-        """Records whose event is in the queue or in flight now (not on disk only)."""
         self.deleted = False
         self.loaded = True
         """False for an adopted segment not read yet (see :meth:`defer_load`)."""
@@ -76,29 +126,47 @@ class Segment:
         self.fd = fd
         self.size = len(HEADER)
 
-    def append(self, blob: bytes, count: int) -> int:
-        """Write ``count`` records at once; returns the offset they start at."""
+    def append(self, parts: tuple[bytes, ...], first: int,
+               messages: list[Optional[bytes]]) -> FrameRef:
+        """Write one frame (``parts``) holding ``messages``; returns its bookkeeping."""
         assert self.fd is not None
-        offset = self.size
-        self.fs.write(self.fd, blob)
-        self.size += len(blob)
+        self.fs.write(self.fd, *parts)
+        size = sum(map(len, parts))
+        frame = self._add(first, len(messages), self.size, size, messages)
+        self.size += size
+        self.in_memory += frame.count
+        return frame
+
+    def _add(self, first: int, count: int, offset: int, size: int,
+             messages: Optional[list[Optional[bytes]]]) -> FrameRef:
+        frame = FrameRef(self, first, count, offset, size, messages)
+        self.frames.append(frame)
+        self._firsts.append(first)
         self.records += count
         self.live += count
-        return offset
+        return frame
 
-    def mark_unread(self, start: int, end: int) -> None:
-        """Records in ``[start, end)`` are on disk only: read them back later."""
-        if self.unread and self.unread[-1][1] == start:
-            self.unread[-1][1] = end
+    def frame_of(self, seq: int) -> Optional[FrameRef]:
+        """The frame holding sequence number ``seq``, if any."""
+        at = bisect_right(self._firsts, seq) - 1
+        if at < 0:
+            return None
+        frame = self.frames[at]
+        return frame if seq < frame.first + frame.count else None
+
+    def mark_unread(self, seq: int) -> None:
+        """The event ``seq`` is on disk only: read it back later."""
+        if self.unread and self.unread[-1][1] == seq - 1:
+            self.unread[-1][1] = seq
         else:
-            self.unread.append([start, end])
+            self.unread.append([seq, seq])
 
-    def acknowledge(self, seqs: list[int]) -> None:
-        """Records delivered or dropped: append their ranges to the ack file."""
-        self.live -= len(seqs)
+    def acknowledge(self, ranges: list[tuple[int, int]], count: int) -> None:
+        """``count`` events in ``ranges`` delivered or dropped: append to the ack file."""
+        self.live -= count
         if self.ack_fd is None:
             self.ack_fd = self.fs.open_append(self.ack_path)
-        self.fs.write(self.ack_fd, b"".join(encode_ack(a, b) for a, b in ack_ranges(seqs)))
+        self.fs.write(self.ack_fd, b"".join(encode_ack(a, b) for a, b in ranges))
 
     def sync(self) -> None:
         for fd in (self.fd, self.ack_fd):
@@ -128,10 +196,11 @@ class Segment:
         self.live = 1  # unknown until loaded: never deleted unread
 
     def load(self) -> tuple[int, int]:
-        """A segment left by a dead process: (unread records, torn/corrupt count).
+        """A segment left by a dead process: (unread events, corrupt count).
 
         Returns ``(-1, 0)`` when the file is not of our format (it is set aside).
-        A torn tail is truncated; records are counted, acks loaded.
+        A torn tail is truncated; frames are indexed (their bodies are read again
+        when their turn comes), acks loaded.
         """
         self.loaded = True
         self.live = 0
@@ -149,13 +218,21 @@ class Segment:
         if result.good_end < len(data) and not result.corrupt:
             with contextlib.suppress(OSError):
                 self.fs.truncate(self.path, result.good_end)
-        live = sum(1 for r in result.records if r.seq not in self.acked)
+        acked = self.acked
+        for found in result.frames:
+            self._add(found.first, found.events, found.offset, found.end - found.offset, None)
+            last = found.first + found.events - 1
+            if self.unread and self.unread[-1][1] == found.first - 1:
+                self.unread[-1][1] = last
+            else:
+                self.unread.append([found.first, last])
+        self.live = self.records = self.records - sum(
+            1 for f in result.frames for s in range(f.first, f.first + f.events) if s in acked)
         self.size = len(data)
-        self.records = self.live = live
         self.sealed = True
-        if live:
-            self.unread.append([len(HEADER), len(data)])
-        return live, result.corrupt
+        if not self.live:
+            self.unread.clear()
+        return self.live, result.corrupt
 
 
 def segment_index(name: str) -> Optional[int]:

@@ -18,20 +18,20 @@ import logging
 import os
 import threading
 import time
-import zlib
+from bisect import bisect_right
 from collections import deque
-from itertools import accumulate, chain, repeat
-from operator import add, and_
+from itertools import accumulate
 from typing import Callable, Optional
 
 from .._report.lines import emit
 from .._sync.buffer import EventBuffer
 from ..stats import DropReason, Stats
-from .format import RECORD
+from .format import encode_frame
 from .fs import FileSystem
-from .readback import Entry, drain, read_back
+from .places import Places
+from .readback import drain, read_back
 from .recovery import Adopted, adopt_dead, load_segment
-from .segments import Segment, segment_name
+from .segments import FrameRef, Segment, segment_name
 from .store import JournalDir, release
 
 __all__ = ["COMMIT_INTERVAL", "Journal", "on_commit"]
@@ -45,11 +45,31 @@ RETRY_AFTER_ERROR = 1.0
 REFILL_PER_COMMIT = 5000
 PENDING_MAX = 100_000
 """Events waiting for a commit beyond the queue size before spills are refused."""
+FRAME_EVENTS = 16384
+FRAME_BYTES = 4 * 1024 * 1024
+"""A group commit is written as frames of at most this many events and bytes (one
+event larger than that gets a frame of its own)."""
 
 on_commit: Optional[Callable[[int], None]] = None
 """Test seam: called on the journal thread with how many appended events are
 committed (written, and synced under ``persist_fsync="always"``), in append order."""
 
+
+
+def _frames(pending: list[bytes]) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of ``pending``, each within FRAME_EVENTS and FRAME_BYTES."""
+    if len(pending) <= FRAME_EVENTS and sum(map(len, pending)) <= FRAME_BYTES:
+        return [(0, len(pending))]  # the usual commit: one frame
+    ends = list(accumulate(map(len, pending)))
+    slices: list[tuple[int, int]] = []
+    start = 0
+    while start < len(pending):
+        base = ends[start - 1] if start else 0
+        end = min(bisect_right(ends, base + FRAME_BYTES, start), start + FRAME_EVENTS)
+        end = max(end, start + 1)
+        slices.append((start, end))
+        start = end
+    return slices
 
 
 class Journal:
@@ -86,7 +106,7 @@ class Journal:
         self._pending: deque[bytes] = deque()
         self._spills: deque[bytes] = deque()
         self._acks: deque[list[bytes]] = deque()
-        self._map: dict[int, Entry] = {}
+        self._places = Places()
         self._segments: list[Segment] = []
         self._adopted: list[Adopted] = []
         self._next_index = 1
@@ -162,15 +182,18 @@ class Journal:
         acks = drain(self._acks)
         spills = drain(self._spills)
         pending = drain(self._pending)
+        written: list[tuple[int, FrameRef]] = []
         if pending:
-            self._write(pending)
+            written = self._write(pending)
+            if self._fsync == "always":
+                self._sync()
+            if on_commit is not None:
+                on_commit(self.committed)
         if spills:
-            self._spill(spills)
+            self._spill(spills, pending, written)
         if acks:
             self._acknowledge(acks)
         self._sync()
-        if pending and on_commit is not None:
-            on_commit(self.committed)
         busy = bool(pending or acks)
         if refill:
             busy = self._refill() or busy
@@ -197,33 +220,32 @@ class Journal:
             self.fs.close(segment.fd)
             segment.fd = None
 
-    def _write(self, pending: list[bytes]) -> None:
+    def _write(self, pending: list[bytes]) -> list[tuple[int, FrameRef]]:
+        """Write ``pending`` as frames; returns (start in ``pending``, frame) of each."""
+        written: list[tuple[int, FrameRef]] = []
         if not self.healthy and time.monotonic() < self._retry_at:
             self._lost(pending)
-            return
-        first = self._next_seq
-        count = len(pending)
-        seqs = range(first, first + count)
-        crcs = map(zlib.crc32, pending, map(and_, seqs, repeat(0xFFFFFFFF)))  # checksum()
-        headers = map(RECORD.pack, map(len, pending), crcs, seqs, repeat(0))
-        blob = b"".join(chain.from_iterable(zip(headers, pending)))  # in C, per event too
-        try:
-            segment = self._active()
-            start = segment.append(blob, count)
-        except OSError as exc:
-            self._failed(exc, pending)
-            return
-        self._next_seq = first + count
-        offsets = accumulate(map(add, map(len, pending), repeat(RECORD.size)), initial=start)
-        self._map.update(zip(map(id, pending), zip(  # in C: no Python step per event
-            pending, repeat(segment), seqs, offsets)))
-        segment.in_memory += count
+            return written
+        for start, end in _frames(pending):
+            chunk = pending[start:end]
+            first = self._next_seq
+            parts = encode_frame(first, chunk)
+            try:
+                segment = self._active()
+                frame = segment.append(parts, first, chunk)  # type: ignore[arg-type]
+            except OSError as exc:
+                self._failed(exc, pending[start:])
+                return written
+            self._next_seq = first + len(chunk)
+            self._places.added(frame)
+            written.append((start, frame))
+            self.persisted += len(chunk)
+            self.committed += len(chunk)
         self._dirty = True
-        self.persisted += count
-        self.committed += count
         if not self.healthy:
             self.healthy = True
             emit("journal: writing again (events are persisted)")
+        return written
 
     def _failed(self, exc: OSError, pending: list[bytes]) -> None:
         """A write failed: undo its partial bytes, keep the events in memory only."""
@@ -243,48 +265,57 @@ class Journal:
 
     def _lost(self, pending: list[bytes]) -> None:
         """Not persisted: they are still queued in memory (spills among them are dropped)."""
+        self._places.unwritten(pending)
         self.not_persisted += len(pending)
         self.committed += len(pending)
 
-    def _spill(self, spills: list[bytes]) -> None:
+    def _spill(self, spills: list[bytes], pending: list[bytes],
+               written: list[tuple[int, FrameRef]]) -> None:
+        """Events the queue refused: on disk only now, read back later (one Python
+        step per event of this commit, while the queue is full only)."""
+        places: dict[int, tuple[FrameRef, int]] = {}
+        if written:
+            wanted = set(map(id, spills))
+            starts = [start for start, _ in written]
+            for position, data in enumerate(pending):
+                if id(data) in wanted:
+                    start, frame = written[bisect_right(starts, position) - 1]
+                    places[id(data)] = (frame, position - start)
         lost = 0
         for data in spills:
-            entry = self._map.pop(id(data), None)
-            if entry is None:
+            where = places.get(id(data)) or self._places.newest(data)
+            if where is None:
                 lost += 1  # its write failed: it is nowhere now
                 continue
-            data, segment, _, start = entry
-            segment.in_memory -= 1
-            segment.mark_unread(start, start + RECORD.size + len(data))
+            frame, index = where
+            frame.settle([index])
+            frame.segment.mark_unread(frame.first + index)
+        self._places.trim()
         if lost:
             self._stats.add_dropped(DropReason.QUEUE_FULL, lost, enqueued=False,
                                     cause="the journal could not write them")
 
     def _acknowledge(self, acks: list[list[bytes]]) -> None:
-        """Settled batches: append their records to their segments' ack files.
-
-        An entry keeps its message alive, so a matching ``id`` is that message."""
-        by_segment: dict[Segment, list[int]] = {}
-        pop = self._map.pop
+        """Settled batches: append their events' ranges to their segments' ack files."""
+        by_segment: dict[Segment, list[tuple[int, int]]] = {}
+        counts: dict[Segment, int] = {}
         for batch in acks:
-            entries = [e for e in map(pop, map(id, batch), repeat(None)) if e is not None]
-            if not entries:
-                continue
-            first = entries[0][1]
-            if all(e[1] is first for e in entries):
-                by_segment.setdefault(first, []).extend(e[2] for e in entries)
-                continue
-            for entry in entries:
-                by_segment.setdefault(entry[1], []).append(entry[2])
-        for segment, seqs in by_segment.items():
-            segment.in_memory -= len(seqs)
+            for frame, indexes in self._places.settle(batch):
+                frame.settle(indexes)
+                segment = frame.segment
+                counts[segment] = counts.get(segment, 0) + len(indexes)
+                first = frame.first
+                by_segment.setdefault(segment, []).append(
+                    (first + indexes[0], first + indexes[-1]))
+        self._places.trim()
+        for segment, runs in by_segment.items():
             if segment.deleted:
                 continue
             try:
-                segment.acknowledge(seqs)
+                segment.acknowledge(runs, counts[segment])
                 self._dirty = True
             except OSError:
-                pass  # the records stay; after a crash they are sent again (same messageId)
+                pass  # the events stay; after a crash they are sent again (same messageId)
 
     def _sync(self) -> None:
         if not self._dirty or self._fsync == "never":
@@ -315,7 +346,10 @@ class Journal:
                 load_segment(segment, self._stats)
             if segment.deleted or not segment.unread:
                 continue
-            count, full = read_back(segment, budget, self._buffer, self._map)
+            count, full, damaged = read_back(segment, budget, self._buffer, self._places)
+            if damaged:
+                self._stats.add_dropped(DropReason.CORRUPT, damaged, enqueued=False,
+                                        cause=f"damaged records in {segment.path}")
             budget -= count
             self.recovered += count if segment in adopted else 0
             if full:
@@ -403,4 +437,4 @@ class Journal:
                 os.close(adopted.lock_fd)
         self._adopted = []
         self._segments = []
-        self._map = {}
+        self._places.clear()

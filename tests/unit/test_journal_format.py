@@ -1,4 +1,4 @@
-"""The journal's record format: round trips, torn tails, checksums, ack ranges."""
+"""The journal's frame format: round trips, torn tails, checksums, resync, ack ranges."""
 
 from __future__ import annotations
 
@@ -6,38 +6,71 @@ from rudder_analytics.journal.format import (
     HEADER,
     decode_acks,
     encode_ack,
-    encode_record,
+    payloads,
     scan,
     version_of,
 )
+from rudder_analytics.journal.format import encode_frame as encode_parts
 from rudder_analytics.journal.segments import ack_ranges
 
+EVENTS = [b'"n":%d}' % i for i in range(5)]
 
-def test_records_round_trip() -> None:
-    """What encode_record writes, scan reads back in order."""
-    data = b"".join(encode_record(i, b'"n":%d}' % i) for i in range(1, 6))
+
+def encode_frame(first: int, events: list[bytes]) -> bytes:
+    """A frame's parts as the bytes the journal writes."""
+    return b"".join(encode_parts(first, events))
+
+
+def test_frames_round_trip() -> None:
+    """What encode_frame writes, scan reads back, frame by frame, events in order."""
+    data = encode_frame(1, EVENTS[:3]) + encode_frame(4, EVENTS[3:])
     result = scan(data)
-    assert [r.seq for r in result.records] == [1, 2, 3, 4, 5]
-    assert result.records[2].payload == b'"n":3}'
+    assert [(f.first, f.events) for f in result.frames] == [(1, 3), (4, 2)]
+    assert [p for f in result.frames for p in payloads(f)] == EVENTS
     assert result.corrupt == 0 and result.good_end == len(data)
 
 
+def test_payload_bytes_are_opaque() -> None:
+    """Payloads may hold any byte, newlines and frame magic included."""
+    odd = [b"RF\n\0\xff}", b"", b"RSJ\x02" * 100]
+    assert payloads(scan(encode_frame(7, odd)).frames[0]) == odd
+
+
 def test_torn_tail_stops_before_it() -> None:
-    """An incomplete last record is not returned and not counted as corrupt."""
-    data = encode_record(1, b"a}") + encode_record(2, b"bbbb}")[:-2]
-    result = scan(data)
-    assert [r.seq for r in result.records] == [1]
-    assert result.corrupt == 0 and result.good_end == len(encode_record(1, b"a}"))
+    """An incomplete last frame is not returned and not counted as corrupt."""
+    whole = encode_frame(1, EVENTS[:2])
+    result = scan(whole + encode_frame(3, EVENTS[2:])[:-2])
+    assert [f.first for f in result.frames] == [1]
+    assert result.corrupt == 0 and result.good_end == len(whole)
 
 
 def test_flipped_byte_is_skipped_and_counted() -> None:
-    """A record failing its checksum is counted once; the next good one is found."""
-    records = [encode_record(i, b"x" * 20 + b"}") for i in range(1, 4)]
-    damaged = bytearray(b"".join(records))
-    damaged[len(records[0]) + 20] ^= 0xFF
+    """A frame failing its checksum is counted by the events it claims, once; the
+    scan finds the next good frame after it."""
+    frames = [encode_frame(1, EVENTS[:2]), encode_frame(3, EVENTS[2:4]),
+              encode_frame(5, EVENTS[4:])]
+    damaged = bytearray(b"".join(frames))
+    damaged[len(frames[0]) + 25] ^= 0xFF  # inside the second frame's body
     result = scan(bytes(damaged))
-    assert [r.seq for r in result.records] == [1, 3]
-    assert result.corrupt == 1
+    assert [f.first for f in result.frames] == [1, 5]
+    assert result.corrupt == 2
+
+
+def test_damaged_length_is_not_a_torn_tail() -> None:
+    """A length field damaged to point past the end is damage when a valid frame
+    follows: the frames after it are kept, not truncated away."""
+    frames = [encode_frame(1, EVENTS[:2]), encode_frame(3, EVENTS[2:])]
+    damaged = bytearray(b"".join(frames))
+    damaged[2:6] = (10_000).to_bytes(4, "little")
+    result = scan(bytes(damaged))
+    assert [f.first for f in result.frames] == [3]
+    assert result.corrupt == 2 and result.good_end == len(damaged)
+
+
+def test_garbage_is_no_frame() -> None:
+    """Random bytes, even with the frame magic in them, yield nothing and never raise."""
+    result = scan(b"RF" + b"\x00" * 30 + b"RFRF" + bytes(range(256)))
+    assert result.frames == [] and result.corrupt >= 1
 
 
 def test_acks_and_ranges() -> None:
@@ -48,6 +81,6 @@ def test_acks_and_ranges() -> None:
 
 
 def test_version_of_header() -> None:
-    """Our header says version 1; anything else is not ours."""
-    assert version_of(HEADER) == 1
+    """Our header says version 2; anything else is not ours."""
+    assert version_of(HEADER) == 2
     assert version_of(b"garbage!") == -1

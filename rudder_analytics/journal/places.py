@@ -1,0 +1,130 @@
+"""Where each queued event lives in the journal, found again when it is settled.
+
+A worker's batch is a run of consecutive queued events (the queue is FIFO), and
+the caller appends each event to the journal just before queueing it. So the
+events of a batch are found by identity in the frames that hold them, from where
+the last batch ended: a few C-level comparisons per event, no hashing and no
+table entry per event. Events read back from disk (spilled, or left by a dead
+process) are few, and registered by ``id``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from operator import is_
+from typing import Optional
+
+from .segments import FrameRef
+
+__all__ = ["Entry", "Places"]
+
+Entry = tuple[FrameRef, int]
+"""Where an event lives: its frame and its index in that frame."""
+Group = tuple[FrameRef, range]
+"""Consecutive events of one frame."""
+
+
+class Places:
+    """The journal thread's index of queued events (no lock: that thread only)."""
+
+    def __init__(self) -> None:
+        self._frames: deque[FrameRef] = deque()
+        """Own frames with events in memory, oldest first."""
+        self._read_back: dict[int, Entry] = {}
+        self._unwritten: dict[int, bytes] = {}
+        """Events whose write failed (memory only): held, so their ids stay unique."""
+        self._hint: Optional[Entry] = None
+
+    def added(self, frame: FrameRef) -> None:
+        """A frame just written, its events queued (or about to be)."""
+        if self._frames:
+            self._frames[-1].next = frame
+        self._frames.append(frame)
+
+    def unwritten(self, events: list[bytes]) -> None:
+        self._unwritten.update(zip(map(id, events), events))
+
+    def read_back(self, message: bytes, frame: FrameRef, index: int) -> None:
+        self._read_back[id(message)] = (frame, index)
+
+    def newest(self, data: bytes) -> Optional[Entry]:
+        """Where ``data``, appended lately, is: searched from the newest event back."""
+        for frame in reversed(self._frames):
+            messages = frame.messages
+            if messages is None:
+                continue
+            for index in range(len(messages) - 1, -1, -1):
+                if messages[index] is data:
+                    return frame, index
+        return None
+
+    def settle(self, batch: list[bytes]) -> list[Group]:
+        """The runs of ``batch`` the journal holds, each in its frame (not settled yet:
+        the caller settles them); events it does not hold are skipped."""
+        groups: list[Group] = []
+        if self._read_back or self._unwritten:
+            batch = self._irregular(batch, groups)
+        done, total = 0, len(batch)
+        while done < total:
+            where = self._find(batch[done])
+            if where is None:
+                done += 1
+                continue
+            frame, index = where
+            messages = frame.messages
+            assert messages is not None
+            take = min(total - done, frame.count - index)
+            run = batch[done:done + take]
+            if not all(map(is_, run, messages[index:index + take])):
+                take = 1  # interleaved with events from elsewhere: the matching prefix
+                while take < len(run) and messages[index + take] is run[take]:
+                    take += 1
+            groups.append((frame, range(index, index + take)))
+            done += take
+            self._hint = (frame, index + take)
+        return groups
+
+    def trim(self) -> None:
+        """Forget the oldest frames once nothing of theirs is in memory."""
+        frames = self._frames
+        while frames and frames[0].live <= 0:
+            frames.popleft()
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._read_back.clear()
+        self._unwritten.clear()
+        self._hint = None
+
+    def _irregular(self, batch: list[bytes], groups: list[Group]) -> list[bytes]:
+        """Take out read-back and unwritten events; the rest were appended."""
+        rest: list[bytes] = []
+        for message in batch:
+            entry = self._read_back.pop(id(message), None)
+            if entry is not None:
+                groups.append((entry[0], range(entry[1], entry[1] + 1)))
+            elif self._unwritten.pop(id(message), None) is None:
+                rest.append(message)
+        return rest
+
+    def _find(self, message: bytes) -> Optional[Entry]:
+        """Where an appended ``message`` is: where the last batch ended, as a rule."""
+        hint = self._hint
+        if hint is not None:
+            frame, index = hint
+            if index >= frame.count and frame.next is not None:
+                frame, index = frame.next, 0
+            messages = frame.messages
+            if messages is not None and index < frame.count and messages[index] is message:
+                return frame, index
+        for frame in self._frames:  # out of order (several workers, a retried batch)
+            messages = frame.messages
+            if not messages:
+                continue
+            try:
+                index = messages.index(message)
+            except ValueError:
+                continue
+            if messages[index] is message:
+                return frame, index
+        return None
