@@ -348,7 +348,8 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
         journal = self._journal
         if journal is None:
             return self._stats.snapshot(enqueued, depth, size)
-        return self._stats.snapshot(enqueued, depth, size, journal.persisted, journal.recovered)
+        return self._stats.snapshot(enqueued, depth, size, journal.persisted, journal.recovered,
+                                    journal.not_persisted)
 
     @property
     def closed(self) -> bool:

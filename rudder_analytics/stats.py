@@ -85,6 +85,8 @@ class StatsSnapshot(TypedDict):
     """Events written to the journal (``persist_dir``); 0 without one."""
     recovered: int
     """Events read back from an earlier process's journal."""
+    not_persisted: int
+    """Events the journal could not write (disk full, I/O errors): kept in memory only."""
 
 
 class Stats:
@@ -194,7 +196,7 @@ class Stats:
 
     def snapshot(
         self, enqueued: int, queue_depth: int, queue_bytes: int,
-        persisted: int = 0, recovered: int = 0,
+        persisted: int = 0, recovered: int = 0, not_persisted: int = 0,
     ) -> StatsSnapshot:
         """Counters at one instant, merged with the buffer's own."""
         with self._lock:
@@ -213,6 +215,7 @@ class Stats:
                 last_error=self.last_error,
                 persisted=persisted,
                 recovered=recovered,
+                not_persisted=not_persisted,
             )
 
 

@@ -195,6 +195,7 @@ def test_disk_full_falls_back_to_memory_and_resumes(
         _track(client, "f", 200)
         assert client.flush(5)
         assert client.stats()["persisted"] == 0
+        assert client.stats()["not_persisted"] == 200  # counted, and still delivered
         FullDisk.full.clear()
         for i in range(200):  # one event per commit until a write succeeds again
             committed.clear()

@@ -25,11 +25,11 @@ __all__ = ["FileSystem", "Journal", "attach", "open_journal"]
 def open_journal(
     persist_dir: str, write_key: str, url: str, buffer: EventBuffer, stats: Stats,
     max_bytes: int, fsync: str, queue_size: int, start_workers: Callable[[], object],
-    fs: FileSystem | None = None,
+    fs: FileSystem | None = None, owner_gone: Callable[[], bool] = lambda: False,
 ) -> Journal:
     """Create this process's journal under ``persist_dir`` and start its thread."""
     journal = Journal(persist_dir, write_key, url, buffer, stats, max_bytes, fsync,
-                      queue_size, start_workers, fs)
+                      queue_size, start_workers, fs, owner_gone)
     journal.start()
     return journal
 
@@ -43,7 +43,8 @@ def attach(config: Config, buffer: EventBuffer, stats: Stats,
     try:
         journal = open_journal(config.persist_dir, config.write_key, config.data_plane_url,
                                buffer, stats, config.persist_max_bytes, config.persist_fsync,
-                               config.max_queue_size, pool.ensure_started)
+                               config.max_queue_size, pool.ensure_started,
+                               owner_gone=lambda: pool.stopping.is_set() and pool.done())
     except OSError as exc:
         emit(f"journal: cannot create a journal in {config.persist_dir} "
              f"({exc}); events are kept in memory only")

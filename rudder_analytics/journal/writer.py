@@ -12,10 +12,8 @@ say so once, and try again a second later; it never raises to the caller.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
-import os
 import threading
 import time
 from bisect import bisect_right
@@ -26,12 +24,13 @@ from typing import Callable, Optional
 from .._report.lines import emit
 from .._sync.buffer import EventBuffer
 from ..stats import DropReason, Stats
+from .files import SegmentFiles
 from .format import encode_frame
 from .fs import FileSystem
 from .places import Places
 from .readback import drain, read_back
-from .recovery import Adopted, adopt_dead, load_segment
-from .segments import FrameRef, Segment, segment_name
+from .recovery import adopt_dead, load_segment
+from .segments import FrameRef, Segment
 from .store import JournalDir, release
 
 __all__ = ["COMMIT_INTERVAL", "Journal", "on_commit"]
@@ -88,6 +87,7 @@ class Journal:
         max_bytes: int, fsync: str, queue_size: int,
         start_workers: Callable[[], object] = lambda: None,
         fs: Optional[FileSystem] = None,
+        owner_gone: Callable[[], bool] = lambda: False,
     ) -> None:
         self.fs = fs or FileSystem()
         self._root = root
@@ -95,24 +95,22 @@ class Journal:
         self._url = url
         self._buffer = buffer
         self._stats = stats
-        self._max_bytes = max_bytes
-        self._segment_max = max(64 * 1024, min(8 * 1024 * 1024, max_bytes // 16))
         self._fsync = fsync
         self._queue_size = queue_size
         self._pending_max = queue_size + PENDING_MAX
         self._start_workers = start_workers
+        self._owner_gone = owner_gone
+        """True once the client was collected and its workers delivered and exited."""
+        self._released = False
+        self._release_lock = threading.Lock()
         self._dir = JournalDir(root, write_key, url)
         self.path = self._dir.path
         self._pending: deque[bytes] = deque()
         self._spills: deque[bytes] = deque()
         self._acks: deque[list[bytes]] = deque()
         self._places = Places()
-        self._segments: list[Segment] = []
-        self._adopted: list[Adopted] = []
-        self._next_index = 1
+        self._files = SegmentFiles(self.path, self.fs, fsync, max_bytes, stats)
         self._next_seq = 1
-        self._dirty = False
-        self._last_sync = time.monotonic()
         self._retry_at = 0.0
         self.healthy = True
         """False while writes fail (disk full, I/O error): events stay in memory only."""
@@ -159,7 +157,8 @@ class Journal:
 
     def _run(self) -> None:
         try:
-            self._adopted = adopt_dead(self._root, self.path, self._key, self._url, self.fs)
+            self._files.adopted = adopt_dead(self._root, self.path, self._key, self._url,
+                                             self.fs)
         except Exception:  # damage never blocks: journal on without recovery
             logger.exception("rudder_analytics journal: recovery scan failed")
         while True:
@@ -173,10 +172,17 @@ class Journal:
                 break
             if busy or self._pending:
                 self._wake.wait(COMMIT_INTERVAL)
+            elif self._owner_gone():  # collected without shutdown(), its queue delivered
+                self._stop.set()
+                continue  # one last cycle, then release the journal
             else:
                 self._idle = True
+                if self._pending:  # appended after the cycle, before the flag was up
+                    self._idle = False
+                    continue
                 self._wake.wait(IDLE_WAIT)
             self._wake.clear()
+        self._release()
 
     def _cycle(self, refill: bool) -> bool:
         acks = drain(self._acks)
@@ -186,39 +192,20 @@ class Journal:
         if pending:
             written = self._write(pending)
             if self._fsync == "always":
-                self._sync()
+                self._files.sync(now=True)
             if on_commit is not None:
                 on_commit(self.committed)
         if spills:
             self._spill(spills, pending, written)
         if acks:
             self._acknowledge(acks)
-        self._sync()
+        self._files.sync()
         busy = bool(pending or acks)
         if refill:
             busy = self._refill() or busy
-        self._evict()
-        self._delete_settled()
+        self._files.evict()
+        self._files.delete_settled()
         return busy
-
-    def _active(self) -> Segment:
-        segment = self._segments[-1] if self._segments else None
-        if segment is None or segment.sealed or segment.size >= self._segment_max:
-            if segment is not None and not segment.sealed:
-                self._seal(segment)
-            segment = Segment(segment_name(self.path, self._next_index), self.fs)
-            self._next_index += 1
-            segment.create()
-            self._segments.append(segment)
-        return segment
-
-    def _seal(self, segment: Segment) -> None:
-        if self._fsync != "never":
-            segment.sync()
-        segment.sealed = True
-        if segment.fd is not None:
-            self.fs.close(segment.fd)
-            segment.fd = None
 
     def _write(self, pending: list[bytes]) -> list[tuple[int, FrameRef]]:
         """Write ``pending`` as frames; returns (start in ``pending``, frame) of each."""
@@ -231,7 +218,7 @@ class Journal:
             first = self._next_seq
             parts = encode_frame(first, chunk)
             try:
-                segment = self._active()
+                segment = self._files.active()
                 frame = segment.append(parts, first, chunk)  # type: ignore[arg-type]
             except OSError as exc:
                 self._failed(exc, pending[start:])
@@ -241,7 +228,7 @@ class Journal:
             written.append((start, frame))
             self.persisted += len(chunk)
             self.committed += len(chunk)
-        self._dirty = True
+        self._files.dirty = True
         if not self.healthy:
             self.healthy = True
             emit("journal: writing again (events are persisted)")
@@ -249,12 +236,7 @@ class Journal:
 
     def _failed(self, exc: OSError, pending: list[bytes]) -> None:
         """A write failed: undo its partial bytes, keep the events in memory only."""
-        segment = self._segments[-1] if self._segments else None
-        if segment is not None and segment.fd is not None:
-            try:
-                self.fs.truncate(segment.path, segment.size)
-            except OSError:
-                segment.sealed = True  # cannot undo: start a fresh segment next time
+        self._files.undo_partial()
         self._retry_at = time.monotonic() + RETRY_AFTER_ERROR
         if self.healthy:
             self.healthy = False
@@ -313,33 +295,16 @@ class Journal:
                 continue
             try:
                 segment.acknowledge(runs, counts[segment])
-                self._dirty = True
+                self._files.dirty = True
             except OSError:
                 pass  # the events stay; after a crash they are sent again (same messageId)
-
-    def _sync(self) -> None:
-        if not self._dirty or self._fsync == "never":
-            return
-        now = time.monotonic()
-        if self._fsync == "interval" and now - self._last_sync < 1.0:
-            return
-        for segment in self._all_segments():
-            if not segment.deleted:
-                with contextlib.suppress(OSError):
-                    segment.sync()
-        self._dirty = False
-        self._last_sync = now
-
-    def _all_segments(self) -> list[Segment]:
-        return [s for adopted in self._adopted for s in adopted.segments] + self._segments
 
     # --- reading back, eviction, deletion ------------------------------------------------
 
     def _refill(self) -> bool:
         """Read records that are on disk only back into the queue while it has room."""
         budget = REFILL_PER_COMMIT
-        adopted = {s for journal in self._adopted for s in journal.segments}
-        for segment in self._all_segments():
+        for segment in self._files.all():
             if budget <= 0 or len(self._buffer) >= self._queue_size // 2:
                 break
             if not segment.loaded:
@@ -351,51 +316,12 @@ class Journal:
                 self._stats.add_dropped(DropReason.CORRUPT, damaged, enqueued=False,
                                         cause=f"damaged records in {segment.path}")
             budget -= count
-            self.recovered += count if segment in adopted else 0
+            self.recovered += count if self._files.is_adopted(segment) else 0
             if full:
                 break
         if budget < REFILL_PER_COMMIT:
             self._start_workers()
         return budget < REFILL_PER_COMMIT
-
-    def _evict(self) -> None:
-        """Past ``persist_max_bytes``: remove the oldest whole sealed segment, counted."""
-        while True:
-            segments = [s for s in self._all_segments() if not s.deleted]
-            if sum(s.size for s in segments) <= self._max_bytes:
-                return
-            victim = next((s for s in segments if s.sealed), None)
-            if victim is None:
-                if segments and segments[-1].size > len(b"RSJ") + 5:
-                    self._seal(segments[-1])
-                    continue
-                return
-            if not victim.loaded:
-                load_segment(victim, self._stats)
-            lost = max(0, victim.live - victim.in_memory)
-            victim.live = 0
-            victim.unread.clear()
-            victim.delete()
-            if lost:
-                self._stats.add_dropped(DropReason.EVICTED, lost, enqueued=False,
-                                        cause=f"persist_max_bytes={self._max_bytes}")
-
-    def _delete_settled(self) -> None:
-        """Delete segments whose every record is delivered or dropped."""
-        for segment in self._all_segments():
-            if segment.deleted or segment.live > 0 or segment.unread:
-                continue
-            if not segment.sealed:
-                if segment.size < 64 * 1024:
-                    continue
-                self._seal(segment)
-            segment.delete()
-        self._segments = [s for s in self._segments if not s.deleted]
-        for adopted in list(self._adopted):
-            adopted.segments = [s for s in adopted.segments if not s.deleted]
-            if not adopted.segments:
-                release(adopted.path, adopted.lock_fd, remove=True)
-                self._adopted.remove(adopted)
 
     # --- ending -------------------------------------------------------------------------
 
@@ -410,31 +336,22 @@ class Journal:
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(0.05, deadline - time.monotonic()))
             if thread.is_alive():
+                return  # the thread releases the journal when it ends
+        self._release()
+
+    def _release(self) -> None:
+        """Close the files and unlock the journal, once (the thread or close())."""
+        with self._release_lock:
+            if self._released:
                 return
-        for segment in self._all_segments():
-            if not segment.deleted and self._fsync != "never":
-                with contextlib.suppress(OSError):
-                    segment.sync()
-            segment.close()
-        for segment in self._segments:
-            if not segment.deleted and segment.live <= 0 and not segment.unread:
-                segment.delete()  # the active one too: everything in it is settled
-        empty = not [s for s in self._segments if not s.deleted]
-        release(self.path, self._dir.lock_fd, remove=empty)
-        self._dir.lock_fd = None
-        for adopted in self._adopted:
-            release(adopted.path, adopted.lock_fd, remove=False)
-        self._adopted = []
+            self._released = True
+            empty = self._files.close()
+            release(self.path, self._dir.lock_fd, remove=empty)
+            self._dir.lock_fd = None
 
     def forget_after_fork(self) -> None:
         """In a forked child: drop every inherited descriptor without unlocking or
         touching the parent's files (the child builds its own journal)."""
-        for segment in self._all_segments():
-            segment.close()  # closing a descriptor in the child leaves the parent's alone
+        self._files.forget_after_fork()
         self._dir.forget_after_fork()
-        for adopted in self._adopted:
-            with contextlib.suppress(OSError):
-                os.close(adopted.lock_fd)
-        self._adopted = []
-        self._segments = []
         self._places.clear()
