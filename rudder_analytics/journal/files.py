@@ -24,6 +24,9 @@ SMALLEST_DELETED = 64 * 1024
 class SegmentFiles:
     """A journal's segments, oldest first; see the module docstring."""
 
+    dirty: bool
+    """Written since the last sync."""
+
     def __init__(self, path: str, fs: FileSystem, fsync: str, max_bytes: int,
                  stats: Stats) -> None:
         self.path = path
@@ -36,7 +39,6 @@ class SegmentFiles:
         self.adopted: list[Adopted] = []
         self._next_index = 1
         self.dirty = False
-        """Written since the last sync."""
         self._last_sync = time.monotonic()
 
     def all(self) -> list[Segment]:

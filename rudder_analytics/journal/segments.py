@@ -38,6 +38,15 @@ class FrameRef:
 
     __slots__ = ("count", "first", "live", "messages", "next", "offset", "segment", "size")
 
+    segment: Segment
+    first: int
+    count: int
+    offset: int
+    size: int
+    messages: Optional[list[Optional[bytes]]]
+    live: int
+    next: Optional[FrameRef]
+
     def __init__(self, segment: Segment, first: int, count: int, offset: int, size: int,
                  messages: Optional[list[Optional[bytes]]]) -> None:
         self.segment = segment
@@ -47,8 +56,7 @@ class FrameRef:
         self.size = size
         self.messages = messages
         self.live = 0 if messages is None else count
-        self.next: Optional[FrameRef] = None
-        """The frame written after this one (own frames only)."""
+        self.next = None  # the frame written after this one (own frames only)
 
     def settle(self, indexes: Sequence[int]) -> None:
         """Events at ``indexes`` left memory (delivered, dropped, spilled)."""
@@ -86,6 +94,7 @@ class Segment:
     size: int
     records: int
     live: int
+    in_memory: int
     sealed: bool
     deleted: bool
     loaded: bool
