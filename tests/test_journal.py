@@ -190,10 +190,13 @@ def test_disk_full_falls_back_to_memory_and_resumes(
     monkeypatch.setattr(writer, "RETRY_AFTER_ERROR", 0.05)
     FullDisk.full.set()
     committed = threading.Event()
-    monkeypatch.setattr(writer, "on_commit", lambda n: committed.set())
+    all_seen = threading.Event()
+    monkeypatch.setattr(writer, "on_commit",
+                        lambda n: (committed.set(), n >= 200 and all_seen.set()))
     with Client(KEY, server.url, persist_dir=str(tmp_path), upload_interval=0.02) as client:
         _track(client, "f", 200)
         assert client.flush(5)
+        assert all_seen.wait(5)  # the journal thread has been through all 200
         assert client.stats()["persisted"] == 0
         assert client.stats()["not_persisted"] == 200  # counted, and still delivered
         FullDisk.full.clear()
