@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -126,15 +127,42 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+def _table(args: argparse.Namespace, memory: list[tuple[float, float]],
+           journal: list[tuple[float, float]], intervals: list[float], ages: list[float],
+           recovery: tuple[float, float]) -> list[str]:
+    m_call = statistics.median(c for c, _ in memory)
+    j_call = statistics.median(c for c, _ in journal)
+    m_cpu = statistics.median(c for _, c in memory)
+    j_cpu = statistics.median(c for _, c in journal)
+    ratios = [j[0] / m[0] for m, j in zip(memory, journal)]
+    return [
+        "| row | memory only | journal (persist_dir) | target |",
+        "|---|---|---|---|",
+        f"| track() caller cost, µs/call (median of {args.rounds}) | {m_call:.2f} | "
+        f"{j_call:.2f} ({j_call / m_call:.2f}x; rounds {min(ratios):.2f}-{max(ratios):.2f}x)"
+        " | ≤ 1.15x |",
+        f"| process CPU per event, µs (delivery included) | {m_cpu:.2f} | {j_cpu:.2f} "
+        f"(+{j_cpu - m_cpu:.2f}) | |",
+        f"| group-commit interval p50 / p99, ms (flat-out caller) | - | "
+        f"{_p(intervals, 0.5):.1f} / {_p(intervals, 0.99):.1f} | |",
+        f"| event time-to-commit p50 / p99, ms (flat-out caller) | - | "
+        f"{_p(ages, 0.5):.1f} / {_p(ages, 0.99):.1f} | p99 ≤ 55 ms |",
+        f"| recovery after restart, events/s read back / delivered | - | "
+        f"{recovery[0]:,.0f} / {recovery[1]:,.0f} | |",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backlog", type=int, default=200_000)
+    parser.add_argument("--results", help="also write the table to this markdown file")
     args = parser.parse_args()
     pinned = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
     if pinned:
         os.sched_setaffinity(0, {0})
+    load = os.getloadavg()
     with _sink() as url:
         memory, journal = [], []
         for _ in range(args.rounds):  # interleaved, so both see the same machine load
@@ -143,25 +171,23 @@ def main() -> None:
                 journal.append(_round(url, args.events, persist))
         intervals, ages = _commit_latency(url, args.events)
     with DevServer(write_keys=[KEY]) as server:
-        read_rate, delivered_rate = _recovery(server.url, server, args.backlog)
-    print(f"({args.events:,} events per round; this process "
-          f"{'pinned to cpu 0, the sink to cpu 1' if pinned else 'not pinned'}; "
-          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})")
-    m_call = statistics.median(c for c, _ in memory)
-    j_call = statistics.median(c for c, _ in journal)
-    m_cpu = statistics.median(c for _, c in memory)
-    j_cpu = statistics.median(c for _, c in journal)
-    print("| row | memory only | journal (persist_dir) |\n|---|---|---|")
-    print(f"| track() caller cost, µs/call (median of {args.rounds}) | {m_call:.2f} | "
-          f"{j_call:.2f} ({j_call / m_call:.2f}x) |")
-    print(f"| process CPU per event, µs (delivery included) | {m_cpu:.2f} | {j_cpu:.2f} "
-          f"(+{j_cpu - m_cpu:.2f}) |")
-    print(f"| group-commit interval p50 / p99, ms (flat-out caller) | - | "
-          f"{_p(intervals, 0.5):.1f} / {_p(intervals, 0.99):.1f} |")
-    print(f"| event time-to-commit p50 / p99, ms (flat-out caller) | - | "
-          f"{_p(ages, 0.5):.1f} / {_p(ages, 0.99):.1f} |")
-    print(f"| recovery after restart, events/s read back / delivered | - | "
-          f"{read_rate:,.0f} / {delivered_rate:,.0f} |")
+        recovery = _recovery(server.url, server, args.backlog)
+    lines = _table(args, memory, journal, intervals, ages, recovery)
+    notes = [
+        f"- {args.events:,} events per round, memory-only and journal rounds interleaved; "
+        f"this process {'pinned to cpu 0, the sink to cpu 1' if pinned else 'not pinned'}; "
+        f"load average {' '.join(f'{x:.2f}' for x in load)} at the start, "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the end.",
+        f"- Python {platform.python_version()}, {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} cpus; persist_fsync=\"interval\" (the default).",
+    ]
+    print("\n".join([*lines, "", *notes]))
+    if args.results:
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        command = "python benchmarks/journal_bench.py " + " ".join(sys.argv[1:])
+        Path(args.results).write_text(
+            f"# Journal benchmark\n\n`{command}` — {stamp}\n\n" + "\n".join(lines)
+            + "\n\n" + "\n".join(notes) + "\n")
 
 
 if __name__ == "__main__":

@@ -275,8 +275,10 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
             self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
             return ok, message
         journal = self._journal
-        if journal is not None:
-            journal.append(data)  # before the put: a worker's acknowledgement comes after
+        if journal is not None:  # before the put: a worker's acknowledgement comes after
+            journal.pending_append(data)  # Journal.append, inlined
+            if journal.idle:
+                journal.wake()
         if not self._buffer.put(data) and not self._wait_for_room(data):
             if journal is not None and journal.spill(data):  # on disk; read back for sending
                 return True, message

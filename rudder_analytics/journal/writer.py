@@ -77,6 +77,7 @@ class Journal:
     fs: FileSystem
     path: str
     healthy: bool
+    idle: bool
     persisted: int
     recovered: int
     not_persisted: int
@@ -118,7 +119,9 @@ class Journal:
         self.recovered = 0
         self.not_persisted = 0
         self.committed = 0
-        self._idle = False
+        self.pending_append: Callable[[bytes], None] = self._pending.append
+        """Appends one event for the next group commit (see :meth:`append`)."""
+        self.idle = False  # the thread waits for events: whoever appends must wake() it
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -131,11 +134,18 @@ class Journal:
     # --- called from other threads (cheap, no I/O) ----------------------------------------
 
     def append(self, data: bytes) -> None:
-        """Caller's thread: journal ``data`` at the next group commit."""
-        self._pending.append(data)
-        if self._idle:
-            self._idle = False
-            self._wake.set()
+        """Caller's thread: journal ``data`` at the next group commit.
+
+        The client inlines this (:attr:`pending_append`, then :meth:`wake` when
+        :attr:`idle`): one C call on the hot path instead of a Python frame."""
+        self.pending_append(data)
+        if self.idle:
+            self.wake()
+
+    def wake(self) -> None:
+        """Wake the idle journal thread (an event was appended)."""
+        self.idle = False
+        self._wake.set()
 
     def spill(self, data: bytes) -> bool:
         """The queue refused ``data`` (appended just before): keep it on disk only.
@@ -176,9 +186,9 @@ class Journal:
                 self._stop.set()
                 continue  # one last cycle, then release the journal
             else:
-                self._idle = True
+                self.idle = True
                 if self._pending:  # appended after the cycle, before the flag was up
-                    self._idle = False
+                    self.idle = False
                     continue
                 self._wake.wait(IDLE_WAIT)
             self._wake.clear()
