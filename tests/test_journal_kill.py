@@ -93,7 +93,8 @@ class Lines:
 
 def test_sigkill_at_random_moments_loses_no_committed_event(tmp_path: Path) -> None:
     """50 children killed with SIGKILL mid-flight; every committed event is delivered
-    afterwards with its own messageId; duplicates stay within in-flight batches."""
+    afterwards with its own messageId; duplicates stay within one in-flight batch per
+    kill (thread x upload_size)."""
     rng = random.Random(12)
     persist = str(tmp_path / "journal")
     os.mkdir(persist)
@@ -129,7 +130,9 @@ def test_sigkill_at_random_moments_loses_no_committed_event(tmp_path: Path) -> N
         missing = expected - set(ids)
         assert not missing, f"{len(missing)} committed events lost, e.g. {sorted(missing)[:5]}"
         duplicates = sum(n - 1 for n in ids.values() if n > 1)
-        assert duplicates <= ROUNDS * 3 * UPLOAD_SIZE, duplicates
+        # a worker writes each batch's acknowledgement as soon as it settles: a kill
+        # duplicates at most the batch in flight (thread=1), same messageId
+        assert duplicates <= ROUNDS * UPLOAD_SIZE, duplicates
         assert lines.refused == 0
     leftover = [p for p in Path(persist).rglob("seg-*.log")]
     assert len(leftover) <= 1  # delivered means deleted

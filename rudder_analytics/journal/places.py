@@ -58,16 +58,22 @@ class Places:
                     return frame, index
         return None
 
-    def settle(self, batch: list[bytes]) -> list[Group]:
+    def settle(self, batch: list[bytes], written: bool) -> tuple[list[Group], list[bytes]]:
         """The runs of ``batch`` the journal holds, each in its frame (not settled yet:
-        the caller settles them); events it does not hold are skipped."""
+        the caller settles them), and the events not found.
+
+        ``written``: every event of ``batch`` was written, if ever, so one not found is
+        skipped; otherwise the first one not found and all after it (they were queued
+        after it, so appended after it) are returned as not written yet."""
         groups: list[Group] = []
         if self._read_back or self._unwritten:
             batch = self._irregular(batch, groups)
         done, total = 0, len(batch)
         while done < total:
-            where = self._find(batch[done])
+            where = self._find(batch[done], written)
             if where is None:
+                if not written:
+                    return groups, batch[done:]
                 done += 1
                 continue
             frame, index = where
@@ -82,7 +88,7 @@ class Places:
             groups.append((frame, range(index, index + take)))
             done += take
             self._hint = (frame, index + take)
-        return groups
+        return groups, []
 
     def trim(self) -> None:
         """Forget the oldest frames once nothing of theirs is in memory."""
@@ -107,13 +113,19 @@ class Places:
                 rest.append(message)
         return rest
 
-    def _find(self, message: bytes) -> Optional[Entry]:
-        """Where an appended ``message`` is: where the last batch ended, as a rule."""
+    def _find(self, message: bytes, written: bool) -> Optional[Entry]:
+        """Where an appended ``message`` is: where the last batch ended, as a rule.
+
+        Unless ``written``, None at once when that is past the newest event (the
+        message is not written yet, or the journal thread will search for it)."""
         hint = self._hint
         if hint is not None:
             frame, index = hint
-            if index >= frame.count and frame.next is not None:
-                frame, index = frame.next, 0
+            if index >= frame.count:
+                if frame.next is None and not written:
+                    return None
+                if frame.next is not None:
+                    frame, index = frame.next, 0
             messages = frame.messages
             if messages is not None and index < frame.count and messages[index] is message:
                 return frame, index

@@ -44,6 +44,9 @@ RETRY_AFTER_ERROR = 1.0
 REFILL_PER_COMMIT = 5000
 PENDING_MAX = 100_000
 """Events waiting for a commit beyond the queue size before spills are refused."""
+ACK_LOCK_WAIT = 1.0
+"""Seconds a worker waits for the journal thread's cycle before leaving its
+acknowledgement to that thread."""
 FRAME_EVENTS = 16384
 FRAME_BYTES = 4 * 1024 * 1024
 """A group commit is written as frames of at most this many events and bytes (one
@@ -103,7 +106,9 @@ class Journal:
         self._owner_gone = owner_gone
         """True once the client was collected and its workers delivered and exited."""
         self._released = False
-        self._release_lock = threading.Lock()
+        self._lock = threading.Lock()
+        """Held by the journal thread for a whole cycle, and by a worker acknowledging
+        a batch: both change the frames and segments."""
         self._dir = JournalDir(root, write_key, url)
         self.path = self._dir.path
         self._pending: deque[bytes] = deque()
@@ -160,8 +165,23 @@ class Journal:
         return False
 
     def settled(self, batch: list[bytes]) -> None:
-        """A worker's batch was delivered or dropped: its records may be deleted."""
-        self._acks.append(batch)
+        """Worker thread: a batch was delivered or dropped; acknowledge it now.
+
+        One small write per batch, on the worker, so that a crash duplicates at most
+        the batches in flight. Events not written yet (the worker was quicker than
+        the commit) are left to the journal thread, which acknowledges them right
+        after writing them."""
+        if not self._lock.acquire(timeout=ACK_LOCK_WAIT):  # a cycle stuck on a slow disk
+            self._acks.append(batch)
+            return
+        try:
+            if self._released:
+                return
+            missing = self._acknowledge([batch], written=False)
+        finally:
+            self._lock.release()
+        if missing:
+            self._acks.append(missing)
 
     # --- the thread ---------------------------------------------------------------------
 
@@ -174,7 +194,8 @@ class Journal:
         while True:
             stopping = self._stop.is_set()
             try:
-                busy = self._cycle(refill=not stopping)
+                with self._lock:
+                    busy = self._cycle(refill=not stopping)
             except Exception:
                 logger.exception("rudder_analytics journal: unexpected error")
                 busy = False
@@ -208,7 +229,7 @@ class Journal:
         if spills:
             self._spill(spills, pending, written)
         if acks:
-            self._acknowledge(acks)
+            self._acknowledge(acks, written=True)
         self._files.sync()
         busy = bool(pending or acks)
         if refill:
@@ -287,12 +308,16 @@ class Journal:
             self._stats.add_dropped(DropReason.QUEUE_FULL, lost, enqueued=False,
                                     cause="the journal could not write them")
 
-    def _acknowledge(self, acks: list[list[bytes]]) -> None:
-        """Settled batches: append their events' ranges to their segments' ack files."""
+    def _acknowledge(self, acks: list[list[bytes]], written: bool) -> list[bytes]:
+        """Settled batches: append their events' ranges to their segments' ack files;
+        returns the events not written yet (see :meth:`Places.settle`)."""
         by_segment: dict[Segment, list[tuple[int, int]]] = {}
         counts: dict[Segment, int] = {}
+        missing: list[bytes] = []
         for batch in acks:
-            for frame, indexes in self._places.settle(batch):
+            groups, later = self._places.settle(batch, written)
+            missing.extend(later)
+            for frame, indexes in groups:
                 frame.settle(indexes)
                 segment = frame.segment
                 counts[segment] = counts.get(segment, 0) + len(indexes)
@@ -308,6 +333,7 @@ class Journal:
                 self._files.dirty = True
             except OSError:
                 pass  # the events stay; after a crash they are sent again (same messageId)
+        return missing
 
     # --- reading back, eviction, deletion ------------------------------------------------
 
@@ -351,7 +377,7 @@ class Journal:
 
     def _release(self) -> None:
         """Close the files and unlock the journal, once (the thread or close())."""
-        with self._release_lock:
+        with self._lock:
             if self._released:
                 return
             self._released = True
