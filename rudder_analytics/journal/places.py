@@ -70,7 +70,7 @@ class Places:
             batch = self._irregular(batch, groups)
         done, total = 0, len(batch)
         while done < total:
-            where = self._find(batch[done], written)
+            where = self._find(batch[done], written or done == 0)
             if where is None:
                 if not written:
                     return groups, batch[done:]
@@ -113,16 +113,16 @@ class Places:
                 rest.append(message)
         return rest
 
-    def _find(self, message: bytes, written: bool) -> Optional[Entry]:
-        """Where an appended ``message`` is: where the last batch ended, as a rule.
+    def _find(self, message: bytes, search: bool) -> Optional[Entry]:
+        """Where an appended ``message`` is: where the last run ended, as a rule.
 
-        Unless ``written``, None at once when that is past the newest event (the
-        message is not written yet, or the journal thread will search for it)."""
+        Unless ``search``, None at once when that is past the newest event: the
+        message follows one just matched there, so it is not written yet."""
         hint = self._hint
         if hint is not None:
             frame, index = hint
             if index >= frame.count:
-                if frame.next is None and not written:
+                if frame.next is None and not search:
                     return None
                 if frame.next is not None:
                     frame, index = frame.next, 0
