@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rudder_analytics.journal.format import (
     HEADER,
     decode_acks,
@@ -84,3 +87,31 @@ def test_version_of_header() -> None:
     """Our header says version 2; anything else is not ours."""
     assert version_of(HEADER) == 2
     assert version_of(b"garbage!") == -1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(st.lists(st.binary(max_size=40), min_size=1, max_size=6), min_size=1,
+                    max_size=6),
+    flips=st.lists(st.tuples(st.floats(0, 1), st.integers(1, 255)), max_size=3),
+    cut=st.floats(0, 1),
+)
+def test_damage_never_raises_and_never_invents(chunks: list[list[bytes]],
+                                               flips: list[tuple[float, int]],
+                                               cut: float) -> None:
+    """Whatever bytes are flipped or cut, scan returns only frames that were written,
+    whole, with their own events; an undamaged prefix is returned in full."""
+    frames, first = [], 1
+    for chunk in chunks:
+        frames.append(encode_frame(first, chunk))
+        first += len(chunk)
+    data = bytearray(b"".join(frames))
+    for where, mask in flips:
+        data[int(where * (len(data) - 1))] ^= mask
+    data = data[:max(1, int(cut * len(data)))] if cut < 1 else data
+    result = scan(bytes(data))
+    written = {(f.first, tuple(payloads(f))) for f in scan(b"".join(frames)).frames}
+    for frame in result.frames:
+        assert (frame.first, tuple(payloads(frame))) in written
+    if not flips and cut >= 1:
+        assert len(result.frames) == len(chunks) and result.corrupt == 0
