@@ -11,6 +11,7 @@ process) are few, and registered by ``id``.
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from operator import is_
 from typing import Optional
 
@@ -80,8 +81,9 @@ class Places:
             messages = frame.messages
             assert messages is not None
             take = min(total - done, frame.count - index)
-            run = batch[done:done + take]
-            if not all(map(is_, run, messages[index:index + take])):
+            if not all(map(is_, islice(batch, done, done + take),
+                           islice(messages, index, index + take))):
+                run = batch[done:done + take]
                 take = 1  # interleaved with events from elsewhere: the matching prefix
                 while take < len(run) and messages[index + take] is run[take]:
                     take += 1

@@ -58,6 +58,15 @@ committed (written, and synced under ``persist_fsync="always"``), in append orde
 
 
 
+def _take_pending(pending: list[bytes]) -> list[bytes]:
+    """What is in ``pending`` now, removed from its front: two C calls. Appends that
+    other threads make meanwhile land after what is taken, and stay."""
+    count = len(pending)
+    taken = pending[:count]
+    del pending[:count]
+    return taken
+
+
 def _frames(pending: list[bytes]) -> list[tuple[int, int]]:
     """``(start, end)`` slices of ``pending``, each within FRAME_EVENTS and FRAME_BYTES."""
     if len(pending) <= FRAME_EVENTS and sum(map(len, pending)) <= FRAME_BYTES:
@@ -111,7 +120,9 @@ class Journal:
         a batch: both change the frames and segments."""
         self._dir = JournalDir(root, write_key, url)
         self.path = self._dir.path
-        self._pending: deque[bytes] = deque()
+        self._pending: list[bytes] = []
+        """Appended by callers (list.append, atomic under the GIL); only the journal
+        thread takes from its front (see :func:`_take_pending`)."""
         self._spills: deque[bytes] = deque()
         self._acks: deque[list[bytes]] = deque()
         self._places = Places()
@@ -218,7 +229,7 @@ class Journal:
     def _cycle(self, refill: bool) -> bool:
         acks = drain(self._acks)
         spills = drain(self._spills)
-        pending = drain(self._pending)
+        pending = _take_pending(self._pending)
         written: list[tuple[int, FrameRef]] = []
         if pending:
             written = self._write(pending)
