@@ -10,6 +10,7 @@ process) are few, and registered by ``id``.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from itertools import islice
 from operator import is_
@@ -131,14 +132,28 @@ class Places:
             messages = frame.messages
             if messages is not None and index < frame.count and messages[index] is message:
                 return frame, index
-        for frame in self._frames:  # out of order (several workers, a retried batch)
-            messages = frame.messages
-            if not messages:
-                continue
-            try:
-                index = messages.index(message)
-            except ValueError:
-                continue
-            if messages[index] is message:
-                return frame, index
+            found = _search(message, frame, index)  # after a batch another worker holds
+            if found is not None:
+                return found
+        for frame in self._frames:  # before it: an older batch settled late
+            found = _search(message, frame, 0, follow=False)
+            if found is not None:
+                return found
         return None
+
+
+def _search(message: bytes, frame: Optional[FrameRef], start: int,
+            follow: bool = True) -> Optional[Entry]:
+    """``message`` in ``frame`` from ``start`` (and the frames after it, if ``follow``).
+
+    ``list.index`` compares in C, identity first; an equal copy (the same bytes
+    tracked twice) is as good as the event itself."""
+    while frame is not None:
+        messages = frame.messages
+        if messages:
+            with contextlib.suppress(ValueError):
+                return frame, messages.index(message, start)
+        if not follow:
+            return None
+        frame, start = frame.next, 0
+    return None
