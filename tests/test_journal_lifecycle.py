@@ -63,3 +63,17 @@ def test_an_event_after_idle_is_committed_at_once(tmp_path: Path, server: DevSer
             committed.clear()
             client.track("u", "again", message_id=f"a-{i}")
             assert committed.wait(5)  # the 30 s idle wait was cut short by the event
+
+
+def test_several_workers_settle_every_event(tmp_path: Path, server: DevServer) -> None:
+    """With three workers settling batches out of order, every event is found in its
+    frame and acknowledged: nothing is left on disk once all is delivered."""
+    with Client(KEY, server.url, persist_dir=str(tmp_path), thread=3, upload_size=20,
+                upload_interval=0.01, atexit=False) as client:
+        for i in range(3000):
+            client.track("u", "e", {"i": i}, message_id=f"w-{i}")
+        assert client.flush(20)
+        assert server.wait_for_events(3000, timeout=20)
+    assert not list(tmp_path.rglob("seg-*.log"))
+    assert not list(tmp_path.glob("j-*"))
+    assert len({e["messageId"] for e in server.events()}) == 3000
