@@ -38,6 +38,12 @@ Settings (all optional):
 ``RUDDER_TRACK_REQUESTS`` (None)
     An event name, e.g. ``"API Request"``: track each request (path, method, status).
 
+The middleware is sync and async capable: under ASGI with async views it runs on the
+event loop, without a thread hop. Django resolves ``request.user`` synchronously, which
+an async view cannot do: there, use :func:`atrack` (and :func:`apage`,
+:func:`aidentify`), which look the user up with ``await request.auser()`` first; the
+sync helpers then send the event without the user id rather than fail.
+
 Nothing here waits for the network; an error in the middleware's own work is logged,
 never raised into the request.
 """
@@ -48,7 +54,9 @@ import logging
 import threading
 from typing import Any, Callable, Optional
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
+from django.core.exceptions import SynchronousOnlyOperation
 
 import rudder_analytics
 
@@ -64,7 +72,10 @@ from .web import (
     request_context,
 )
 
-__all__ = ["RudderAnalyticsMiddleware", "get_client", "identify", "page", "track"]
+__all__ = [
+    "RudderAnalyticsMiddleware", "aidentify", "apage", "atrack", "get_client", "identify",
+    "page", "track",
+]
 
 logger: logging.Logger = logging.getLogger("rudder_analytics")
 
@@ -123,7 +134,7 @@ class RudderAnalyticsMiddleware:
     """
 
     sync_capable = True
-    async_capable = False
+    async_capable = True
 
     def __init__(self, get_response: Callable[[Any], Any],
                  client: Optional[Client] = None) -> None:
@@ -135,17 +146,54 @@ class RudderAnalyticsMiddleware:
         self.cookie_domain: Optional[str] = getattr(settings, "RUDDER_COOKIE_DOMAIN", None)
         self.set_cookie: bool = getattr(settings, "RUDDER_SET_COOKIE", True)
         self.track_requests: Optional[str] = getattr(settings, "RUDDER_TRACK_REQUESTS", None)
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
 
     def get_user_id(self, request: Any) -> Optional[str]:
         """The signed-in user's id: ``str(request.user.pk)``, or None."""
         return _user_id(request)
 
+    async def aget_user_id(self, request: Any) -> Optional[str]:
+        """The signed-in user's id from async code: ``await request.auser()``, or
+        :meth:`get_user_id` in a thread when that is overridden."""
+        if (type(self).get_user_id is RudderAnalyticsMiddleware.get_user_id
+                and hasattr(request, "auser")):
+            user = await request.auser()
+            pk = getattr(user, "pk", None) if getattr(user, "is_authenticated", False) else None
+            return None if pk is None else str(pk)
+        return await sync_to_async(self.get_user_id)(request)
+
     def __call__(self, request: Any) -> Any:
+        if self._async:
+            return self.__acall__(request)
         analytics = self._start(request)
         response = self.get_response(request)
         if analytics is not None:
             self._finish(request, response, analytics)
         return response
+
+    async def __acall__(self, request: Any) -> Any:
+        """The same on the event loop; the user is looked up with ``await``."""
+        analytics = self._start(request)
+        response = await self.get_response(request)
+        if analytics is not None:
+            if self.track_requests:
+                await _resolve_user(request, analytics)
+            self._finish(request, response, analytics)
+        return response
+
+    def _user_id_getter(self, request: Any) -> Callable[[], Optional[str]]:
+        if not self._async:
+            return lambda: self.get_user_id(request)
+
+        def from_async_code() -> Optional[str]:  # request.user may need the database
+            try:
+                return self.get_user_id(request)
+            except SynchronousOnlyOperation:
+                logger.debug("rudder_analytics: no user id (use atrack() in async views)")
+                return None
+        return from_async_code
 
     def _start(self, request: Any) -> Optional[RequestAnalytics]:
         try:
@@ -153,7 +201,7 @@ class RudderAnalyticsMiddleware:
             minted = anonymous_id is None
             analytics = RequestAnalytics(
                 self.client, anonymous_id or new_anonymous_id(),
-                user_id=lambda: self.get_user_id(request), context=_context(request),
+                user_id=self._user_id_getter(request), context=_context(request),
                 minted=minted,
             )
         except Exception:
@@ -161,6 +209,7 @@ class RudderAnalyticsMiddleware:
             return None
         request.rudder = analytics
         request.rudder_anonymous_id = analytics.anonymous_id
+        request.rudder_middleware = self
         return analytics
 
     def _finish(self, request: Any, response: Any, analytics: RequestAnalytics) -> None:
@@ -204,3 +253,39 @@ def page(request: Any, name: Optional[str] = None,
 def identify(request: Any, traits: Optional[dict[str, Any]] = None, **options: Any) -> Result:
     """Tie the visitor's anonymous id to the user (``request.rudder.identify``)."""
     return _analytics(request).identify(traits, **options)
+
+
+async def _resolve_user(request: Any, analytics: RequestAnalytics) -> None:
+    """Look the user up with ``await`` (once per request), for the calls that follow."""
+    middleware = getattr(request, "rudder_middleware", None)
+    if getattr(request, "rudder_user_resolved", False) or middleware is None:
+        return
+    try:
+        analytics.user_id = await middleware.aget_user_id(request)
+    except Exception:
+        logger.exception("rudder_analytics middleware: could not look the user up")
+    request.rudder_user_resolved = True
+
+
+async def atrack(request: Any, event: str, properties: Optional[dict[str, Any]] = None,
+                 **options: Any) -> Result:
+    """:func:`track` from an async view: the user is looked up with ``await`` first."""
+    analytics = _analytics(request)
+    await _resolve_user(request, analytics)
+    return analytics.track(event, properties, **options)
+
+
+async def apage(request: Any, name: Optional[str] = None,
+                properties: Optional[dict[str, Any]] = None, **options: Any) -> Result:
+    """:func:`page` from an async view."""
+    analytics = _analytics(request)
+    await _resolve_user(request, analytics)
+    return analytics.page(name, properties, **options)
+
+
+async def aidentify(request: Any, traits: Optional[dict[str, Any]] = None,
+                    **options: Any) -> Result:
+    """:func:`identify` from an async view."""
+    analytics = _analytics(request)
+    await _resolve_user(request, analytics)
+    return analytics.identify(traits, **options)
