@@ -74,7 +74,7 @@ def check_message_ids_after_fork() -> None:
 
 def new_message_id() -> str:
     """A fresh version-4 UUID string for ``messageId``."""
-    return f"{_id_prefix}{next(_id_counter) & 0xFFFFFFFFFFFF:012x}"
+    return "%s%012x" % (_id_prefix, next(_id_counter) & 0xFFFFFFFFFFFF)
 
 
 # --- timestamps -------------------------------------------------------------------------
@@ -166,11 +166,20 @@ def build_track(
     message_id: Any = None,
 ) -> MessageDict:
     """A ``track`` message: ``event`` is required."""
-    message: MessageDict = {
-        "type": "track",
-        "event": v.required_name(event, "event"),
-        "properties": v.optional_mapping(properties, "properties") or {},
-    }
+    if type(event) is not str or not event.strip():
+        event = v.required_name(event, "event")
+    if type(properties) is not dict:
+        properties = v.optional_mapping(properties, "properties")
+    if (context is None and integrations is None and timestamp is None and message_id is None
+            and anonymous_id is None and type(user_id) is str and user_id.isascii()
+            and user_id.isprintable() and user_id.strip()):
+        # The common call, built in one dict display: what _common makes for it, in its
+        # key order, without its per-field checks (~0.1 µs less per call).
+        return {"type": "track", "event": event, "properties": properties or {},
+                "userId": user_id, "anonymousId": None, "context": {"library": LIBRARY},
+                "integrations": {"All": True}, "messageId": new_message_id(),
+                "originalTimestamp": now_iso(), "channel": "server"}
+    message: MessageDict = {"type": "track", "event": event, "properties": properties or {}}
     return _common(message, user_id, anonymous_id, context, timestamp, integrations, message_id)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from itertools import repeat, starmap
 
 __all__ = ["EventBuffer"]
 
@@ -66,17 +67,18 @@ class EventBuffer:
         size = len(message)
         with self._lock:
             items = self._items
-            if (len(items) >= self._max_events or self._bytes + size > self._max_bytes
-                    or self.closed):
+            queued = self._bytes + size  # attributes read once: this runs on every call
+            depth = len(items) + 1
+            if depth > self._max_events or queued > self._max_bytes or self.closed:
                 return False
             items.append(message)
-            self._bytes += size
+            self._bytes = queued
             self.put_count += 1
-            depth = len(items)
-            deep = depth > self._high_events or self._bytes > self._high_bytes
-        if (depth == 1 or depth >= self._wake_at) and not self.wake.is_set():
-            self.wake.set()
-        if deep:
+        if depth == 1 or depth >= self._wake_at:
+            wake = self.wake
+            if not wake.is_set():
+                wake.set()
+        if depth > self._high_events or queued > self._high_bytes:
             self._hand_back()
         return True
 
@@ -158,7 +160,7 @@ class EventBuffer:
         items = self._items
         guess = int(max_bytes // (self._bytes / len(items) + overhead))
         pop = items.popleft
-        batch = [pop() for _ in range(max(1, min(limit, guess)))]
+        batch = list(starmap(pop, repeat((), max(1, min(limit, guess)))))  # popleft in C
         total = sum(map(len, batch))
         while len(batch) > 1 and total + overhead * len(batch) > max_bytes:
             message = batch.pop()  # the guess was long: give back from its end
