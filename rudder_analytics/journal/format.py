@@ -24,11 +24,22 @@ from __future__ import annotations
 
 import struct
 import sys
-import zlib
 from array import array
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
-from typing import NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
+
+try:  # ISA-L's CRC-32: the same checksum, ~9x faster, and it keeps the GIL
+    from isal.isal_zlib import crc32 as _crc32_impl
+
+    _STEP = 1 << 62
+except ImportError:  # pragma: no cover - depends on the environment (see setup.cfg)
+    from zlib import crc32 as _crc32_impl
+
+    _STEP = 4096
+
+crc32: Callable[..., int] = _crc32_impl
+"""CRC-32 as zlib computes it (``crc32(data, start)``)."""
 
 __all__ = [
     "ACK", "FORMAT_VERSION", "FRAME", "HEADER", "Frame", "ScanResult", "decode_acks",
@@ -70,39 +81,46 @@ class ScanResult(NamedTuple):
     """Offset just after the last whole frame: anything after it is a torn tail."""
 
 
-CRC_STEP = 4096
+CRC_STEP = _STEP
 """zlib.crc32 gives up the GIL for more than 5 KiB, and getting it back from a caller
-looping flat out takes a switch interval: the journal thread checksums in steps."""
+looping flat out takes a switch interval: with zlib the journal thread checksums in
+4 KiB steps (ISA-L's crc32 keeps the GIL and takes the whole frame at once)."""
 
 
 def _crc_of(data: bytes, crc: int) -> int:
     if len(data) <= CRC_STEP:
-        return zlib.crc32(data, crc)
+        return crc32(data, crc)
     view = memoryview(data)
     for start in range(0, len(data), CRC_STEP):
-        crc = zlib.crc32(view[start:start + CRC_STEP], crc)
+        crc = crc32(view[start:start + CRC_STEP], crc)
     return crc
 
 
 def _crc(first: int, count: int, body: bytes) -> int:
-    return _crc_of(body, zlib.crc32(_SEQ_COUNT.pack(first, count)))
+    return _crc_of(body, crc32(_SEQ_COUNT.pack(first, count)))
 
 
-def _lengths(sizes: Sequence[int]) -> bytes:
-    packed = array(_U32, sizes)
+def _lengths(sizes: array[int]) -> bytes:
     if _BIG_ENDIAN:
-        packed.byteswap()
-    return packed.tobytes()
+        sizes = array(_U32, sizes)
+        sizes.byteswap()
+    return sizes.tobytes()
 
 
-def encode_frame(first: int, events: Sequence[bytes]) -> tuple[bytes, bytes, bytes]:
-    """One frame holding ``events`` (sequence numbers from ``first``), as three parts
-    to write one after the other (one copy of the events, not three): a few C calls,
-    no Python step per event."""
+def sizes_of(events: Sequence[bytes]) -> array[int]:
+    """The events' lengths as a frame stores them (one C pass)."""
+    return array(_U32, map(len, events))
+
+
+def encode_frame(first: int, events: Sequence[bytes],
+                 sizes: Optional[array[int]] = None) -> tuple[bytes, bytes, bytes]:
+    """One frame holding ``events`` (sequence numbers from ``first``; ``sizes`` their
+    :func:`sizes_of`, if known), as three parts to write one after the other (one copy
+    of the events, not three): a few C calls, no Python step per event."""
     count = len(events)
-    lengths = _lengths(list(map(len, events)))
+    lengths = _lengths(sizes if sizes is not None else sizes_of(events))
     joined = b"".join(events)
-    crc = _crc_of(joined, _crc_of(lengths, zlib.crc32(_SEQ_COUNT.pack(first, count))))
+    crc = _crc_of(joined, _crc_of(lengths, crc32(_SEQ_COUNT.pack(first, count))))
     header = FRAME.pack(FRAME_MAGIC, len(lengths) + len(joined), crc, first, count)
     return header, lengths, joined
 
@@ -126,14 +144,14 @@ def payloads(frame: Frame) -> list[bytes]:
 def encode_ack(first: int, last: int) -> bytes:
     """One acknowledgement entry covering sequence numbers ``first..last``."""
     pair = struct.pack("<QQ", first, last)
-    return pair + struct.pack("<I", zlib.crc32(pair))
+    return pair + struct.pack("<I", crc32(pair))
 
 
 def decode_acks(data: bytes) -> Iterator[tuple[int, int]]:
     """The valid ``(first, last)`` ranges in an ack file; damaged entries are skipped."""
     for start in range(0, len(data) - ACK.size + 1, ACK.size):
         first, last, crc = ACK.unpack_from(data, start)
-        if zlib.crc32(data[start:start + 16]) == crc and first <= last:
+        if crc32(data[start:start + 16]) == crc and first <= last:
             yield first, last
 
 

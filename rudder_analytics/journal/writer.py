@@ -16,6 +16,7 @@ import errno
 import logging
 import threading
 import time
+from array import array
 from bisect import bisect_right
 from collections import deque
 from itertools import accumulate
@@ -25,7 +26,7 @@ from .._report.lines import emit
 from .._sync.buffer import EventBuffer
 from ..stats import DropReason, Stats
 from .files import SegmentFiles
-from .format import encode_frame
+from .format import encode_frame, sizes_of
 from .fs import FileSystem
 from .places import Places
 from .readback import drain, read_back
@@ -67,14 +68,15 @@ def _take_pending(pending: list[bytes]) -> list[bytes]:
     return taken
 
 
-def _frames(pending: list[bytes]) -> list[tuple[int, int]]:
-    """``(start, end)`` slices of ``pending``, each within FRAME_EVENTS and FRAME_BYTES."""
-    if len(pending) <= FRAME_EVENTS and sum(map(len, pending)) <= FRAME_BYTES:
-        return [(0, len(pending))]  # the usual commit: one frame
-    ends = list(accumulate(map(len, pending)))
+def _frames(sizes: array[int]) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of events of ``sizes``, each within FRAME_EVENTS and
+    FRAME_BYTES."""
+    if len(sizes) <= FRAME_EVENTS and sum(sizes) <= FRAME_BYTES:
+        return [(0, len(sizes))]  # the usual commit: one frame
+    ends = list(accumulate(sizes))
     slices: list[tuple[int, int]] = []
     start = 0
-    while start < len(pending):
+    while start < len(sizes):
         base = ends[start - 1] if start else 0
         end = min(bisect_right(ends, base + FRAME_BYTES, start), start + FRAME_EVENTS)
         end = max(end, start + 1)
@@ -255,10 +257,13 @@ class Journal:
         if not self.healthy and time.monotonic() < self._retry_at:
             self._lost(pending)
             return written
-        for start, end in _frames(pending):
-            chunk = pending[start:end]
+        sizes = sizes_of(pending)
+        slices = _frames(sizes)
+        for start, end in slices:
+            whole = len(slices) == 1
+            chunk = pending if whole else pending[start:end]
             first = self._next_seq
-            parts = encode_frame(first, chunk)
+            parts = encode_frame(first, chunk, sizes if whole else sizes[start:end])
             try:
                 segment = self._files.active()
                 frame = segment.append(parts, first, chunk)  # type: ignore[arg-type]
