@@ -211,6 +211,9 @@ if _orjson is not None:
 
     _encode: Callable[[Mapping[str, Any]], bytes] = _encode_orjson
 else:  # pragma: no cover - depends on the environment
+    _dumps = None
+    _OPTIONS = 0
+    _OrjsonError = TypeError
     _encode = _encode_stdlib
 
 
@@ -228,7 +231,13 @@ def encode_message(message: Mapping[str, Any], max_size: int) -> bytes:
     :class:`~rudder_analytics.exceptions.MessageTooLargeError` (without the
     message's contents) when the result is too large.
     """
-    data = _encode(message)
+    if _dumps is None:  # pragma: no cover - depends on the environment
+        data = _encode(message)
+    else:  # orjson's fast path inlined: one Python frame less per call
+        try:
+            data = _dumps(message, default=_default, option=_OPTIONS)
+        except (_OrjsonError, TypeError, ValueError, RecursionError):
+            data = _dumps(_sanitize_message(message))
     if len(data) > max_size:
         raise MessageTooLargeError(len(data), max_size)
     return data[1:]
