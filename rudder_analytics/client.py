@@ -101,6 +101,8 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
         self._before_send = cast(Optional[tuple[Callable[[Any], Any], ...]], config.before_send)
         self._sending = config.send
         self._sync = config.sync_mode
+        self._queued = config.send and not config.sync_mode
+        """Events go to the queue (the usual case, taken inline in :meth:`_submit`)."""
         self._closed = False
         self.not_delivered: int = 0
         """Events that :meth:`shutdown` could not deliver (dropped during it, or in flight),
@@ -241,7 +243,8 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
 
     def _submit(self, builder: Callable[..., MessageDict], *args: Any) -> Result:
         """Validate, build and encode in the caller's thread, then hand over."""
-        if not self._pool.started:  # until our workers run (and in sync mode): a syscall
+        pool = self._pool
+        if not pool.started:  # until our workers run (and in sync mode): a syscall
             check_message_ids_after_fork()
         try:
             message = builder(*args)
@@ -259,9 +262,21 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
         if _capture_hooks:
             record(data)
             return _as_result(CallResult, (True, message))
+        if self._queued and not self._closed:  # the usual case, without a call more
+            journal = self._journal
+            if journal is not None:  # before the put: a worker's acknowledgement comes after
+                journal.pending_append(data)  # Journal.append, inlined
+                if journal.idle:
+                    journal.wake()
+            if self._buffer.put(data):
+                if not pool.started:
+                    pool.ensure_started()
+                return _as_result(CallResult, (True, message))
+            return _as_result(CallResult, self._refused(message, data))
         return _as_result(CallResult, self._dispatch(message, data))
 
     def _dispatch(self, message: MessageDict, data: bytes) -> tuple[bool, MessageDict]:
+        """Every case but the usual one: closed, not sending, sync mode."""
         if self._closed:
             self._stats.add_dropped(DropReason.AFTER_SHUTDOWN, 1, lambda: [message],
                                     enqueued=False)
@@ -270,24 +285,23 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
             return False, message
         if not self._sending:
             return True, message
-        if self._sync:
-            ok = self._sender.send([data]).ok
-            self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
-            return ok, message
+        ok = self._sender.send([data]).ok  # sync mode: the one case left
+        self._callbacks.wait_idle(time.monotonic() + self.config.sync_deadline)
+        return ok, message
+
+    def _refused(self, message: MessageDict, data: bytes) -> tuple[bool, MessageDict]:
+        """The queue was full (or closed): wait for room (``on_full="block"``), spill to
+        the journal, or drop and count."""
+        if self._wait_for_room(data):
+            if not self._pool.started:
+                self._pool.ensure_started()
+            return True, message
         journal = self._journal
-        if journal is not None:  # before the put: a worker's acknowledgement comes after
-            journal.pending_append(data)  # Journal.append, inlined
-            if journal.idle:
-                journal.wake()
-        if not self._buffer.put(data) and not self._wait_for_room(data):
-            if journal is not None and journal.spill(data):  # on disk; read back for sending
-                return True, message
-            reason = DropReason.AFTER_SHUTDOWN if self._buffer.closed else DropReason.QUEUE_FULL
-            self._stats.add_dropped(reason, 1, lambda: [message], enqueued=False)
-            return False, message
-        if not self._pool.started:
-            self._pool.ensure_started()
-        return True, message
+        if journal is not None and journal.spill(data):  # on disk; read back for sending
+            return True, message
+        reason = DropReason.AFTER_SHUTDOWN if self._buffer.closed else DropReason.QUEUE_FULL
+        self._stats.add_dropped(reason, 1, lambda: [message], enqueued=False)
+        return False, message
 
     def _wait_for_room(self, data: bytes) -> bool:
         """``on_full="block"``: wait up to ``block_timeout`` for room in the full queue.
