@@ -3,11 +3,12 @@ one-join bodies, the ISA-L/zlib gzip choice, and the common-call track builder."
 
 from __future__ import annotations
 
+import datetime as _dt
 import gzip
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rudder_analytics._build import messages as m
@@ -59,3 +60,14 @@ def test_track_shortcut_still_refuses_blank_ids(user_id: str) -> None:
     """A user id the data plane would see as empty is refused on the shortcut too."""
     with pytest.raises(ValidationError):
         m.build_track(user_id, "E")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 4_102_444_799_999), min_size=1, max_size=5))
+def test_timestamp_cache_per_second_formats_every_millisecond(values: list[int]) -> None:
+    """The per-second cache of now_iso's formatting gives, for any sequence of epoch
+    milliseconds (same second, next second, far apart), what format_timestamp gives."""
+    for ms in values + [v + 1 for v in values] + [v + 1000 for v in values]:
+        moment = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc) + _dt.timedelta(
+            milliseconds=ms)
+        assert m._format_ms(ms) == m.format_timestamp(moment)
