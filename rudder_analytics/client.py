@@ -265,7 +265,7 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
         if self._queued and not self._closed:  # the usual case, without a call more
             journal = self._journal
             if journal is not None:  # before the put: a worker's acknowledgement comes after
-                journal.pending_append(data)  # Journal.append, inlined
+                journal.pending_append(data)
                 if journal.idle:
                     journal.wake()
             if self._buffer.put(data):

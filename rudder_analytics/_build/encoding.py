@@ -201,20 +201,10 @@ if _orjson is not None:
     _dumps = _orjson.dumps
     _OPTIONS = _orjson.OPT_STRICT_INTEGER
     _OrjsonError: type[Exception] = _orjson.JSONEncodeError
-
-    def _encode_orjson(message: Mapping[str, Any]) -> bytes:
-        try:
-            data: bytes = _dumps(message, default=_default, option=_OPTIONS)
-        except (_OrjsonError, TypeError, ValueError, RecursionError):
-            data = _dumps(_sanitize_message(message))
-        return data
-
-    _encode: Callable[[Mapping[str, Any]], bytes] = _encode_orjson
 else:  # pragma: no cover - depends on the environment
     _dumps = None
     _OPTIONS = 0
     _OrjsonError = TypeError
-    _encode = _encode_stdlib
 
 
 def encode_message(message: Mapping[str, Any], max_size: int) -> bytes:
@@ -232,8 +222,8 @@ def encode_message(message: Mapping[str, Any], max_size: int) -> bytes:
     message's contents) when the result is too large.
     """
     if _dumps is None:  # pragma: no cover - depends on the environment
-        data = _encode(message)
-    else:  # orjson's fast path inlined: one Python frame less per call
+        data = _encode_stdlib(message)
+    else:  # orjson, called here: one Python frame less per call
         try:
             data = _dumps(message, default=_default, option=_OPTIONS)
         except (_OrjsonError, TypeError, ValueError, RecursionError):

@@ -138,7 +138,8 @@ class Journal:
         self.not_persisted = 0
         self.committed = 0
         self.pending_append: Callable[[bytes], None] = self._pending.append
-        """Appends one event for the next group commit (see :meth:`append`)."""
+        """Caller's thread: journal one event at the next group commit (then :meth:`wake`
+        the thread if it is :attr:`idle`): one C call on the hot path, no Python frame."""
         self.idle = False  # the thread waits for events: whoever appends must wake() it
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -150,15 +151,6 @@ class Journal:
         self._thread.start()
 
     # --- called from other threads (cheap, no I/O) ----------------------------------------
-
-    def append(self, data: bytes) -> None:
-        """Caller's thread: journal ``data`` at the next group commit.
-
-        The client inlines this (:attr:`pending_append`, then :meth:`wake` when
-        :attr:`idle`): one C call on the hot path instead of a Python frame."""
-        self.pending_append(data)
-        if self.idle:
-            self.wake()
 
     def wake(self) -> None:
         """Wake the idle journal thread (an event was appended)."""
