@@ -19,6 +19,8 @@ __all__ = ["SegmentFiles"]
 
 SMALLEST_DELETED = 64 * 1024
 """A settled active segment is deleted (and a new one started) only past this size."""
+UNSYNCED_SEALED = 16
+"""Sealed segments left for the periodic sync, at most; one more syncs them all now."""
 
 
 class SegmentFiles:
@@ -39,6 +41,8 @@ class SegmentFiles:
         self.adopted: list[Adopted] = []
         self._next_index = 1
         self.dirty = False
+        self._unsynced = 0
+        """Sealed segments whose descriptor waits for the next sync."""
         self._last_sync = time.monotonic()
 
     def all(self) -> list[Segment]:
@@ -70,12 +74,20 @@ class SegmentFiles:
                 segment.sealed = True  # cannot undo: start a fresh segment next time
 
     def seal(self, segment: Segment) -> None:
-        if self._fsync != "never":
-            segment.sync()
+        """No more frames go to ``segment``. Under "interval" its descriptor stays open
+        until the next periodic sync, which makes it durable (most segments are settled
+        and deleted before then, and never written back at all); under "always" every
+        commit was synced already."""
         segment.sealed = True
-        if segment.fd is not None:
+        if segment.fd is None:
+            return
+        if self._fsync != "interval" or not self.dirty:
             self.fs.close(segment.fd)
             segment.fd = None
+            return
+        self._unsynced += 1
+        if self._unsynced > UNSYNCED_SEALED:  # small segments, written fast: no pile of fds
+            self.sync(now=True)
 
     def sync(self, now: bool = False) -> None:
         """fsync what was written, as ``persist_fsync`` says (``now``: whatever it says
@@ -89,6 +101,11 @@ class SegmentFiles:
             if not segment.deleted:
                 with contextlib.suppress(OSError):
                     segment.sync()
+                if segment.sealed and segment.fd is not None:
+                    with contextlib.suppress(OSError):
+                        self.fs.close(segment.fd)
+                    segment.fd = None
+        self._unsynced = 0
         self.dirty = False
         self._last_sync = at
 

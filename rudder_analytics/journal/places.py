@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from itertools import islice
-from operator import is_
 from typing import Optional
 
 from .segments import FrameRef
@@ -82,9 +80,9 @@ class Places:
             messages = frame.messages
             assert messages is not None
             take = min(total - done, frame.count - index)
-            if not all(map(is_, islice(batch, done, done + take),
-                           islice(messages, index, index + take))):
-                run = batch[done:done + take]
+            run = batch if take == total else batch[done:done + take]
+            # list == compares identity first, in C; an equal copy is as good (_search)
+            if run != messages[index:index + take]:
                 take = 1  # interleaved with events from elsewhere: the matching prefix
                 while take < len(run) and messages[index + take] is run[take]:
                     take += 1
