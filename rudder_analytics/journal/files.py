@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from typing import Callable
 
 from ..stats import DropReason, Stats
 from .format import HEADER
@@ -30,7 +31,7 @@ class SegmentFiles:
     """Written since the last sync."""
 
     def __init__(self, path: str, fs: FileSystem, fsync: str, max_bytes: int,
-                 stats: Stats) -> None:
+                 stats: Stats, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self.fs = fs
         self._fsync = fsync
@@ -43,7 +44,8 @@ class SegmentFiles:
         self.dirty = False
         self._unsynced = 0
         """Sealed segments whose descriptor waits for the next sync."""
-        self._last_sync = time.monotonic()
+        self._clock = clock
+        self._last_sync = clock()
 
     def all(self) -> list[Segment]:
         """Adopted segments first (they are older), then our own."""
@@ -94,7 +96,7 @@ class SegmentFiles:
         but "never")."""
         if not self.dirty or self._fsync == "never":
             return
-        at = time.monotonic()
+        at = self._clock()
         if self._fsync == "interval" and not now and at - self._last_sync < 1.0:
             return
         for segment in self.all():

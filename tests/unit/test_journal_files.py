@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from rudder_analytics.journal import files as files_module
 from rudder_analytics.journal.files import UNSYNCED_SEALED, SegmentFiles
 from rudder_analytics.journal.format import encode_frame
 from rudder_analytics.journal.fs import FileSystem
@@ -44,10 +43,8 @@ class MemoryFS(FileSystem):
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(files_module.time, "monotonic", fake)
-    return fake
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 def _fill(files: SegmentFiles, first: int) -> None:
@@ -68,7 +65,7 @@ def _settle_all(files: SegmentFiles, index: int) -> None:
 
 def test_sealed_segment_settled_before_the_sync_is_never_synced(clock: FakeClock) -> None:
     fs = MemoryFS()
-    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats())
+    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats(), clock)
     _fill(files, 1)
     first = files.own[0]
     _fill(files, 10_000)  # active() sealed the first segment: no fsync for it yet
@@ -85,7 +82,7 @@ def test_sealed_segment_settled_before_the_sync_is_never_synced(clock: FakeClock
 def test_sealed_segment_is_synced_and_closed_at_the_next_periodic_sync(
         clock: FakeClock) -> None:
     fs = MemoryFS()
-    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats())
+    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats(), clock)
     _fill(files, 1)
     first = files.own[0]
     _fill(files, 10_000)
@@ -101,7 +98,7 @@ def test_sealed_segment_is_synced_and_closed_at_the_next_periodic_sync(
 def test_many_sealed_segments_are_synced_at_once(clock: FakeClock) -> None:
     """Small segments written fast never pile up open descriptors."""
     fs = MemoryFS()
-    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats())
+    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats(), clock)
     for n in range(UNSYNCED_SEALED + 2):
         _fill(files, 1 + n * 10_000)
     assert len(fs.synced) > 0
@@ -112,7 +109,7 @@ def test_many_sealed_segments_are_synced_at_once(clock: FakeClock) -> None:
 def test_other_policies_close_sealed_segments_at_once(clock: FakeClock, policy: str) -> None:
     """"always" synced every commit already; "never" does not sync."""
     fs = MemoryFS()
-    files = SegmentFiles("/j", fs, policy, 1 << 20, Stats())
+    files = SegmentFiles("/j", fs, policy, 1 << 20, Stats(), clock)
     _fill(files, 1)
     _fill(files, 10_000)
     assert files.own[0].sealed and files.own[0].fd is None
