@@ -94,8 +94,6 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
                                    config.batch_trigger)
         self._pool = WorkerPool(config.without_callbacks(), self._buffer, self._stats)
         self._journal: Optional[Journal] = None
-        if config.persist_dir is not None and config.send and not config.sync_mode:
-            self._journal = _open_journal(config, self._buffer, self._stats, self._pool)
         self._max_message_size = config.max_message_size
         # normalised by Config to a tuple of callables, or None
         self._before_send = cast(Optional[tuple[Callable[[Any], Any], ...]], config.before_send)
@@ -122,6 +120,9 @@ class Client(ClosingMethods, AsyncMethods, _compat.PeerAttributes):
             config.shutdown_timeout if config.atexit else 0.0,
         )
         self._finalizer.atexit = False
+        if config.persist_dir is not None and config.send and not config.sync_mode:
+            # last: its thread's recovery scan never competes with the rest of __init__
+            self._journal = _open_journal(config, self._buffer, self._stats, self._pool)
         logger.info(
             "rudder_analytics client for %s (%s mode)", config.data_plane_url,
             "sync" if config.sync_mode else "background",

@@ -48,6 +48,9 @@ PENDING_MAX = 100_000
 ACK_LOCK_WAIT = 1.0
 """Seconds a worker waits for the journal thread's cycle before leaving its
 acknowledgement to that thread."""
+START_PAUSE = 0.001
+"""Seconds the thread sleeps first: Thread.start() waits for it to run, and without the
+pause the recovery scan would keep the GIL from the constructor for a switch interval."""
 FRAME_EVENTS = 16384
 FRAME_BYTES = 4 * 1024 * 1024
 """A group commit is written as frames of at most this many events and bytes (one
@@ -191,6 +194,7 @@ class Journal:
     # --- the thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        time.sleep(START_PAUSE)
         try:
             self._files.adopted = adopt_dead(self._root, self.path, self._key, self._url,
                                              self.fs)
