@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -337,3 +338,23 @@ def test_torn_tail_is_truncated_and_the_rest_delivered(tmp_path: Path,
     assert 60 <= kept < 100  # the torn frame's events, at least one, are gone
     assert ids == {f"t-{i}" for i in range(kept)}
     assert client.stats()["dropped"]["corrupt"] == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fallocate(2) is Linux's")
+def test_preallocation_reserves_blocks_and_keeps_the_size(tmp_path: Path) -> None:
+    """FileSystem.preallocate reserves real blocks past the end of an appended file,
+    and readers (and the journal's scan) still see only what was written."""
+    path = str(tmp_path / "seg.log")
+    fs = journal_fs.FileSystem()
+    fd = fs.open_append(path)
+    try:
+        fs.write(fd, b"x" * 100)
+        if not fs.preallocate(fd, 100, 1 << 20):
+            pytest.skip("this file system has no fallocate")
+        fs.write(fd, b"y" * 100)
+        stat = os.fstat(fd)
+    finally:
+        fs.close(fd)
+    assert stat.st_size == 200
+    assert stat.st_blocks * 512 >= 1 << 20
+    assert fs.read(path) == b"x" * 100 + b"y" * 100

@@ -20,6 +20,8 @@ __all__ = ["SegmentFiles"]
 
 SMALLEST_DELETED = 64 * 1024
 """A settled active segment is deleted (and a new one started) only past this size."""
+RESERVE_STEP = 4 * 1024 * 1024
+"""Disk reserved ahead of an active segment's writes at a time (see FileSystem.preallocate)."""
 UNSYNCED_SEALED = 16
 """Sealed segments left for the periodic sync, at most; one more syncs them all now."""
 
@@ -60,7 +62,8 @@ class SegmentFiles:
         if segment is None or segment.sealed or segment.size >= self._segment_max:
             if segment is not None and not segment.sealed:
                 self.seal(segment)
-            segment = Segment(segment_name(self.path, self._next_index), self.fs)
+            segment = Segment(segment_name(self.path, self._next_index), self.fs,
+                              min(RESERVE_STEP, self._segment_max))
             self._next_index += 1
             segment.create()
             self.own.append(segment)

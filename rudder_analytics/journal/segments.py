@@ -99,10 +99,13 @@ class Segment:
     deleted: bool
     loaded: bool
 
-    def __init__(self, path: str, fs: FileSystem) -> None:
+    def __init__(self, path: str, fs: FileSystem, reserve_step: int = 0) -> None:
         self.path = path
         self.fs = fs
         self.size = 0
+        self._reserve_step = reserve_step
+        """Bytes of disk reserved ahead of the writes at a time (0: none)."""
+        self._reserved = 0
         self.records = 0
         self.live = 0
         self.frames: list[FrameRef] = []
@@ -139,8 +142,11 @@ class Segment:
                messages: list[Optional[bytes]]) -> FrameRef:
         """Write one frame (``parts``) holding ``messages``; returns its bookkeeping."""
         assert self.fd is not None
-        self.fs.write(self.fd, *parts)
         size = sum(map(len, parts))
+        if self.size + size > self._reserved and self._reserve_step:
+            self._reserved = self.size + max(self._reserve_step, size)
+            self.fs.preallocate(self.fd, self.size, self._reserved - self.size)
+        self.fs.write(self.fd, *parts)
         frame = self._add(first, len(messages), self.size, size, messages)
         self.size += size
         self.in_memory += frame.count

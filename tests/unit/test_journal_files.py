@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rudder_analytics.journal.files import UNSYNCED_SEALED, SegmentFiles
+from rudder_analytics.journal.files import RESERVE_STEP, UNSYNCED_SEALED, SegmentFiles
 from rudder_analytics.journal.format import encode_frame
 from rudder_analytics.journal.fs import FileSystem
 from rudder_analytics.stats import Stats
@@ -21,6 +21,7 @@ class MemoryFS(FileSystem):
         self.data: dict[str, bytes] = {}
         self.paths: dict[int, str] = {}
         self.synced: list[str] = []
+        self.reserved: list[tuple[str, int, int]] = []
         self._next_fd = 100
 
     def open_append(self, path: str) -> int:
@@ -34,6 +35,10 @@ class MemoryFS(FileSystem):
 
     def fsync(self, fd: int) -> None:
         self.synced.append(self.paths[fd])
+
+    def preallocate(self, fd: int, offset: int, length: int) -> bool:
+        self.reserved.append((self.paths[fd], offset, length))
+        return True
 
     def close(self, fd: int) -> None:
         del self.paths[fd]
@@ -114,3 +119,17 @@ def test_other_policies_close_sealed_segments_at_once(clock: FakeClock, policy: 
     _fill(files, 10_000)
     assert files.own[0].sealed and files.own[0].fd is None
     assert fs.synced == []
+
+
+def test_disk_is_reserved_ahead_of_the_writes_a_step_at_a_time(clock: FakeClock) -> None:
+    """The active segment reserves RESERVE_STEP (at most a segment) before the write
+    that needs it, and again only when the writes reach the end of what is reserved."""
+    fs = MemoryFS()
+    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats(), clock)  # 64 KiB segments
+    _fill(files, 1)
+    segment = files.own[0]
+    step = min(RESERVE_STEP, 64 * 1024)
+    assert fs.reserved[0] == (segment.path, 8, step)
+    assert all(offset < len(fs.data[segment.path]) for _, offset, _ in fs.reserved)
+    covered = max(offset + length for _, offset, length in fs.reserved)
+    assert covered >= len(fs.data[segment.path]) and len(fs.reserved) <= 2
