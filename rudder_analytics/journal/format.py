@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from typing import Callable, NamedTuple, Optional
@@ -42,8 +43,9 @@ crc32: Callable[..., int] = _crc32_impl
 """CRC-32 as zlib computes it (``crc32(data, start)``)."""
 
 __all__ = [
-    "ACK", "FORMAT_VERSION", "FRAME", "HEADER", "Frame", "ScanResult", "decode_acks",
-    "encode_ack", "encode_frame", "payloads", "scan", "version_of",
+    "ACK", "FORMAT_VERSION", "FRAME", "FRAME_BYTES", "FRAME_EVENTS", "HEADER", "Frame",
+    "ScanResult", "decode_acks", "encode_ack", "encode_frame", "frame_slices", "payloads",
+    "scan", "version_of",
 ]
 
 FORMAT_VERSION = 2
@@ -110,6 +112,29 @@ def _lengths(sizes: array[int]) -> bytes:
 def sizes_of(events: Sequence[bytes]) -> array[int]:
     """The events' lengths as a frame stores them (one C pass)."""
     return array(_U32, map(len, events))
+
+
+FRAME_EVENTS = 16384
+FRAME_BYTES = 4 * 1024 * 1024
+"""A group commit is written as frames of at most this many events and bytes (one
+event larger than that gets a frame of its own)."""
+
+
+def frame_slices(sizes: array[int]) -> list[tuple[int, int]]:
+    """``(start, end)`` slices of events of ``sizes``, each within FRAME_EVENTS and
+    FRAME_BYTES."""
+    if len(sizes) <= FRAME_EVENTS and sum(sizes) <= FRAME_BYTES:
+        return [(0, len(sizes))]  # the usual commit: one frame
+    ends = list(accumulate(sizes))
+    slices: list[tuple[int, int]] = []
+    start = 0
+    while start < len(sizes):
+        base = ends[start - 1] if start else 0
+        end = min(bisect_right(ends, base + FRAME_BYTES, start), start + FRAME_EVENTS)
+        end = max(end, start + 1)
+        slices.append((start, end))
+        start = end
+    return slices
 
 
 def encode_frame(first: int, events: Sequence[bytes],

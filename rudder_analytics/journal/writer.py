@@ -16,17 +16,15 @@ import errno
 import logging
 import threading
 import time
-from array import array
 from bisect import bisect_right
 from collections import deque
-from itertools import accumulate
 from typing import Callable, Optional
 
 from .._report.lines import emit
 from .._sync.buffer import EventBuffer
 from ..stats import DropReason, Stats
 from .files import SegmentFiles
-from .format import encode_frame, sizes_of
+from .format import encode_frame, frame_slices, sizes_of
 from .fs import FileSystem
 from .places import Places
 from .readback import drain, read_back
@@ -51,11 +49,6 @@ acknowledgement to that thread."""
 START_PAUSE = 0.001
 """Seconds the thread sleeps first: Thread.start() waits for it to run, and without the
 pause the recovery scan would keep the GIL from the constructor for a switch interval."""
-FRAME_EVENTS = 16384
-FRAME_BYTES = 4 * 1024 * 1024
-"""A group commit is written as frames of at most this many events and bytes (one
-event larger than that gets a frame of its own)."""
-
 on_commit: Optional[Callable[[int], None]] = None
 """Test seam: called on the journal thread with how many appended events are
 committed (written, and synced under ``persist_fsync="always"``), in append order."""
@@ -69,23 +62,6 @@ def _take_pending(pending: list[bytes]) -> list[bytes]:
     taken = pending[:count]
     del pending[:count]
     return taken
-
-
-def _frames(sizes: array[int]) -> list[tuple[int, int]]:
-    """``(start, end)`` slices of events of ``sizes``, each within FRAME_EVENTS and
-    FRAME_BYTES."""
-    if len(sizes) <= FRAME_EVENTS and sum(sizes) <= FRAME_BYTES:
-        return [(0, len(sizes))]  # the usual commit: one frame
-    ends = list(accumulate(sizes))
-    slices: list[tuple[int, int]] = []
-    start = 0
-    while start < len(sizes):
-        base = ends[start - 1] if start else 0
-        end = min(bisect_right(ends, base + FRAME_BYTES, start), start + FRAME_EVENTS)
-        end = max(end, start + 1)
-        slices.append((start, end))
-        start = end
-    return slices
 
 
 class Journal:
@@ -254,7 +230,7 @@ class Journal:
             self._lost(pending)
             return written
         sizes = sizes_of(pending)
-        slices = _frames(sizes)
+        slices = frame_slices(sizes)
         for start, end in slices:
             whole = len(slices) == 1
             chunk = pending if whole else pending[start:end]
