@@ -63,7 +63,7 @@ class SegmentFiles:
             if segment is not None and not segment.sealed:
                 self.seal(segment)
             segment = Segment(segment_name(self.path, self._next_index), self.fs,
-                              min(RESERVE_STEP, self._segment_max))
+                              RESERVE_STEP, self._segment_max)
             self._next_index += 1
             segment.create()
             self.own.append(segment)
@@ -164,6 +164,7 @@ class SegmentFiles:
         for segment in self.own:
             if not segment.deleted and segment.live <= 0 and not segment.unread:
                 segment.delete()
+            segment.release_reserved()
         for adopted in self.adopted:
             release(adopted.path, adopted.lock_fd, remove=False)
         self.adopted = []

@@ -99,12 +99,15 @@ class Segment:
     deleted: bool
     loaded: bool
 
-    def __init__(self, path: str, fs: FileSystem, reserve_step: int = 0) -> None:
+    def __init__(self, path: str, fs: FileSystem, reserve_step: int = 0,
+                 reserve_end: int = 0) -> None:
         self.path = path
         self.fs = fs
         self.size = 0
         self._reserve_step = reserve_step
-        """Bytes of disk reserved ahead of the writes at a time (0: none)."""
+        """Bytes of disk reserved ahead of the writes at a time (0: none), up to
+        ``reserve_end`` (where the segment will be sealed) unless one write needs more."""
+        self._reserve_end = reserve_end
         self._reserved = 0
         self.records = 0
         self.live = 0
@@ -144,8 +147,9 @@ class Segment:
         assert self.fd is not None
         size = sum(map(len, parts))
         if self.size + size > self._reserved and self._reserve_step:
-            self._reserved = self.size + max(self._reserve_step, size)
-            self.fs.preallocate(self.fd, self.size, self._reserved - self.size)
+            ahead = max(size, min(self._reserve_step, self._reserve_end - self.size))
+            self._reserved = self.size + ahead
+            self.fs.preallocate(self.fd, self.size, ahead)
         self.fs.write(self.fd, *parts)
         frame = self._add(first, len(messages), self.size, size, messages)
         self.size += size
@@ -182,6 +186,13 @@ class Segment:
         if self.ack_fd is None:
             self.ack_fd = self.fs.open_append(self.ack_path)
         self.fs.write(self.ack_fd, b"".join(encode_ack(a, b) for a, b in ranges))
+
+    def release_reserved(self) -> None:
+        """Give back disk reserved past the data (a segment left on disk at close)."""
+        if self._reserved > self.size and not self.deleted:
+            with contextlib.suppress(OSError):
+                self.fs.truncate(self.path, self.size)
+            self._reserved = 0
 
     def sync(self) -> None:
         for fd in (self.fd, self.ack_fd):

@@ -22,6 +22,7 @@ class MemoryFS(FileSystem):
         self.paths: dict[int, str] = {}
         self.synced: list[str] = []
         self.reserved: list[tuple[str, int, int]] = []
+        self.truncated: list[tuple[str, int]] = []
         self._next_fd = 100
 
     def open_append(self, path: str) -> int:
@@ -42,6 +43,10 @@ class MemoryFS(FileSystem):
 
     def close(self, fd: int) -> None:
         del self.paths[fd]
+
+    def truncate(self, path: str, size: int) -> None:
+        self.truncated.append((path, size))
+        self.data[path] = self.data[path][:size]
 
     def remove(self, path: str) -> None:
         self.data.pop(path, None)
@@ -122,14 +127,21 @@ def test_other_policies_close_sealed_segments_at_once(clock: FakeClock, policy: 
 
 
 def test_disk_is_reserved_ahead_of_the_writes_a_step_at_a_time(clock: FakeClock) -> None:
-    """The active segment reserves RESERVE_STEP (at most a segment) before the write
-    that needs it, and again only when the writes reach the end of what is reserved."""
+    """The active segment reserves RESERVE_STEP before the write that needs it, never
+    past where it will be sealed unless one write needs more, and again only when the
+    writes reach the end of what is reserved; close() gives back what is unused."""
     fs = MemoryFS()
     files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats(), clock)  # 64 KiB segments
     _fill(files, 1)
     segment = files.own[0]
-    step = min(RESERVE_STEP, 64 * 1024)
-    assert fs.reserved[0] == (segment.path, 8, step)
+    assert RESERVE_STEP > 64 * 1024
+    assert fs.reserved[0] == (segment.path, 8, 64 * 1024 - 8)  # up to the seal
     assert all(offset < len(fs.data[segment.path]) for _, offset, _ in fs.reserved)
     covered = max(offset + length for _, offset, length in fs.reserved)
-    assert covered >= len(fs.data[segment.path]) and len(fs.reserved) <= 2
+    assert covered >= len(fs.data[segment.path]) and len(fs.reserved) == 2
+    active = files.active()  # seals the full one
+    events = [b'"n":1}']
+    active.append(encode_frame(10_000, events), 10_000, list(events))
+    files.close()
+    assert (active.path, active.size) in fs.truncated  # the reservation past it, given back
+    assert (segment.path, segment.size) not in fs.truncated  # it used all of its own
