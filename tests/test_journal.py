@@ -386,7 +386,8 @@ def test_power_loss_keeps_sealed_segments_after_the_interval_sync(
     try:
         for chunk in range(6):  # one group commit each: each fills a 64 KiB segment
             done = threading.Event()
-            writer.on_commit = lambda n, want=250 * (chunk + 1): n >= want and done.set()
+            writer.on_commit = (lambda n, want=250 * (chunk + 1), done=done:
+                                n >= want and done.set())
             _track(client, f"p{chunk}", 250)
             assert done.wait(5)
         committed.set()
