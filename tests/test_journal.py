@@ -162,8 +162,10 @@ def test_eviction_keeps_disk_bounded_and_counts(tmp_path: Path, server: DevServe
         _track(client, "x", 20_000)
         assert done.wait(10)
         client.flush(0.5)  # a few more commits: eviction runs after each
-        used = sum(p.stat().st_size for p in tmp_path.rglob("*") if p.is_file())
-        assert used <= limit + 256 * 1024
+        files = [p.stat() for p in tmp_path.rglob("*") if p.is_file()]
+        assert sum(f.st_size for f in files) <= limit + 256 * 1024
+        # and the blocks on disk: a reservation never runs past its segment's end
+        assert sum(f.st_blocks * 512 for f in files) <= limit + 256 * 1024
         assert client.stats()["dropped"]["evicted"] > 0
         assert client.stats()["queue_depth"] <= 100
     finally:
