@@ -7,6 +7,7 @@ import errno
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -406,3 +407,46 @@ def test_power_loss_keeps_sealed_segments_after_the_interval_sync(
         assert server.wait_for_events(1500, timeout=10)
         again.flush(5)
     assert {f"p{c}-{i}" for c in range(6) for i in range(250)} <= _ids(server)
+
+
+class ReservingDisk(journal_fs.FileSystem):
+    """Records whether any reservation took (the file system has fallocate)."""
+
+    reserved = threading.Event()
+
+    def preallocate(self, fd: int, offset: int, length: int) -> bool:
+        done = super().preallocate(fd, offset, length)
+        if done:
+            self.reserved.set()
+        return done
+
+
+def test_disk_reserved_under_load_is_given_back_when_idle(
+        tmp_path: Path, server: DevServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fast caller makes large commits, which reserve disk ahead of the writes; once
+    the journal is idle (here in an outage, the events still undelivered) the blocks on
+    disk are back to about what the files hold."""
+    ReservingDisk.reserved.clear()
+    monkeypatch.setattr(writer, "FileSystem", ReservingDisk)
+    server.fail_fraction(1.0)
+    client = Client(KEY, server.url, persist_dir=str(tmp_path), max_queue_size=50_000,
+                    **OUTAGE)
+    committed = threading.Event()
+    writer.on_commit = lambda n: n >= 20_000 and committed.set()
+    try:
+        _track(client, "r", 20_000)
+        assert committed.wait(10)
+        if not ReservingDisk.reserved.is_set():
+            pytest.skip("this file system has no fallocate")
+
+        def reserved() -> int:
+            return sum(max(0, p.stat().st_blocks * 512 - p.stat().st_size)
+                       for p in tmp_path.rglob("seg-*.log"))
+
+        deadline = time.monotonic() + 5
+        while reserved() > 64 * 1024 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the journal goes idle within a commit interval or two
+        assert reserved() <= 64 * 1024
+    finally:
+        writer.on_commit = None
+        client.shutdown(timeout=0.2)

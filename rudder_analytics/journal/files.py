@@ -21,7 +21,10 @@ __all__ = ["SegmentFiles"]
 SMALLEST_DELETED = 64 * 1024
 """A settled active segment is deleted (and a new one started) only past this size."""
 RESERVE_STEP = 4 * 1024 * 1024
-"""Disk reserved ahead of an active segment's writes at a time (see FileSystem.preallocate)."""
+"""Disk reserved ahead of an active segment's writes at a time (see FileSystem.preallocate),
+by commits of at least RESERVE_FROM bytes (a caller sending fast), and given back when
+the journal goes idle."""
+RESERVE_FROM = 64 * 1024
 UNSYNCED_SEALED = 16
 """Sealed segments left for the periodic sync, at most; one more syncs them all now."""
 
@@ -63,11 +66,17 @@ class SegmentFiles:
             if segment is not None and not segment.sealed:
                 self.seal(segment)
             segment = Segment(segment_name(self.path, self._next_index), self.fs,
-                              RESERVE_STEP, self._segment_max)
+                              RESERVE_STEP, self._segment_max, RESERVE_FROM)
             self._next_index += 1
             segment.create()
             self.own.append(segment)
         return segment
+
+    def release_reserved(self) -> None:
+        """Give back the disk the active segment reserved past its data (the journal is
+        idle; the next large commit reserves again)."""
+        if self.own:
+            self.own[-1].release_reserved()
 
     def undo_partial(self) -> None:
         """A write failed: cut the active segment back to its last whole frame."""

@@ -100,7 +100,7 @@ class Segment:
     loaded: bool
 
     def __init__(self, path: str, fs: FileSystem, reserve_step: int = 0,
-                 reserve_end: int = 0) -> None:
+                 reserve_end: int = 0, reserve_from: int = 0) -> None:
         self.path = path
         self.fs = fs
         self.size = 0
@@ -108,6 +108,8 @@ class Segment:
         """Bytes of disk reserved ahead of the writes at a time (0: none), up to
         ``reserve_end`` (where the segment will be sealed) unless one write needs more."""
         self._reserve_end = reserve_end
+        self._reserve_from = reserve_from
+        """Only a frame of at least this many bytes makes a reservation."""
         self._reserved = 0
         self.records = 0
         self.live = 0
@@ -146,7 +148,8 @@ class Segment:
         """Write one frame (``parts``) holding ``messages``; returns its bookkeeping."""
         assert self.fd is not None
         size = sum(map(len, parts))
-        if self.size + size > self._reserved and self._reserve_step:
+        if (self.size + size > self._reserved and self._reserve_step
+                and size >= self._reserve_from):
             ahead = max(size, min(self._reserve_step, self._reserve_end - self.size))
             self._reserved = self.size + ahead
             self.fs.preallocate(self.fd, self.size, ahead)
@@ -188,7 +191,8 @@ class Segment:
         self.fs.write(self.ack_fd, b"".join(encode_ack(a, b) for a, b in ranges))
 
     def release_reserved(self) -> None:
-        """Give back disk reserved past the data (a segment left on disk at close)."""
+        """Give back disk reserved past the data (an idle journal, a segment left on
+        disk at close)."""
         if self._reserved > self.size and not self.deleted:
             with contextlib.suppress(OSError):
                 self.fs.truncate(self.path, self.size)

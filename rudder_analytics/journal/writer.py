@@ -192,6 +192,7 @@ class Journal:
                 self._stop.set()
                 continue  # one last cycle, then release the journal
             else:
+                self._files.release_reserved()  # idle: disk use back to what is written
                 self.idle = True
                 if self._pending:  # appended after the cycle, before the flag was up
                     self.idle = False

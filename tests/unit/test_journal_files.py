@@ -9,6 +9,7 @@ import pytest
 from rudder_analytics.journal.files import RESERVE_STEP, UNSYNCED_SEALED, SegmentFiles
 from rudder_analytics.journal.format import encode_frame
 from rudder_analytics.journal.fs import FileSystem
+from rudder_analytics.journal.segments import Segment
 from rudder_analytics.stats import Stats
 
 from .fakes import FakeClock
@@ -126,22 +127,40 @@ def test_other_policies_close_sealed_segments_at_once(clock: FakeClock, policy: 
     assert fs.synced == []
 
 
-def test_disk_is_reserved_ahead_of_the_writes_a_step_at_a_time(clock: FakeClock) -> None:
-    """The active segment reserves RESERVE_STEP before the write that needs it, never
-    past where it will be sealed unless one write needs more, and again only when the
-    writes reach the end of what is reserved; close() gives back what is unused."""
+def _frame(segment: Segment, first: int, events: int, size: int) -> None:
+    data = [b'"n":%d}' % n + b"x" * size for n in range(first, first + events)]
+    segment.append(encode_frame(first, data), first, list(data))
+
+
+def test_disk_is_reserved_ahead_of_large_commits(clock: FakeClock) -> None:
+    """A commit of at least RESERVE_FROM bytes reserves RESERVE_STEP ahead, never past
+    where the segment will be sealed unless one write needs more, and again only when
+    the writes reach the end of what is reserved; small commits reserve nothing."""
     fs = MemoryFS()
-    files = SegmentFiles("/j", fs, "interval", 1 << 20, Stats(), clock)  # 64 KiB segments
-    _fill(files, 1)
-    segment = files.own[0]
-    assert RESERVE_STEP > 64 * 1024
-    assert fs.reserved[0] == (segment.path, 8, 64 * 1024 - 8)  # up to the seal
-    assert all(offset < len(fs.data[segment.path]) for _, offset, _ in fs.reserved)
-    covered = max(offset + length for _, offset, length in fs.reserved)
-    assert covered >= len(fs.data[segment.path]) and len(fs.reserved) == 2
-    active = files.active()  # seals the full one
-    events = [b'"n":1}']
-    active.append(encode_frame(10_000, events), 10_000, list(events))
+    files = SegmentFiles("/j", fs, "interval", 16 << 20, Stats(), clock)  # 1 MiB segments
+    segment = files.active()
+    _frame(segment, 1, 10, 100)  # a small commit
+    assert fs.reserved == []
+    assert RESERVE_STEP > 1 << 20
+    _frame(segment, 11, 70, 1000)  # a large one: reserves up to the seal
+    offset = segment.frames[1].offset
+    assert fs.reserved == [(segment.path, offset, (1 << 20) - offset)]
+    while segment.size < 1 << 20:
+        _frame(segment, segment.frames[-1].first + 70, 70, 1000)
+    assert len(fs.reserved) == 2  # the write that crossed the end needed its own
+    assert max(offset + length for _, offset, length in fs.reserved) == segment.size
+
+
+def test_reservation_is_given_back_when_idle_and_at_close(clock: FakeClock) -> None:
+    fs = MemoryFS()
+    files = SegmentFiles("/j", fs, "interval", 16 << 20, Stats(), clock)
+    segment = files.active()
+    _frame(segment, 1, 70, 1000)
+    files.release_reserved()  # the journal went idle
+    assert fs.truncated == [(segment.path, segment.size)]
+    files.release_reserved()  # nothing more to give back: no system call
+    assert len(fs.truncated) == 1
+    _frame(segment, 71, 70, 1000)  # busy again: reserves again
+    assert len(fs.reserved) == 2
     files.close()
-    assert (active.path, active.size) in fs.truncated  # the reservation past it, given back
-    assert (segment.path, segment.size) not in fs.truncated  # it used all of its own
+    assert fs.truncated[-1] == (segment.path, segment.size)  # left on disk: given back
