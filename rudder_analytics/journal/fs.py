@@ -34,7 +34,7 @@ def _load_fallocate() -> Optional[Callable[..., int]]:
 
         libc = ctypes.CDLL(None, use_errno=True)
         function: Any = getattr(libc, "fallocate64", None) or libc.fallocate
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):  # no ctypes (some embedded builds)
         return None
     function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     function.restype = ctypes.c_int

@@ -4,6 +4,8 @@ settled and deleted before it is never written back."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from rudder_analytics.journal.files import RESERVE_STEP, UNSYNCED_SEALED, SegmentFiles
@@ -164,3 +166,22 @@ def test_reservation_is_given_back_when_idle_and_at_close(clock: FakeClock) -> N
     assert len(fs.reserved) == 2
     files.close()
     assert fs.truncated[-1] == (segment.path, segment.size)  # left on disk: given back
+
+
+def test_no_ctypes_means_no_reservation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python built without ctypes journals as before, reserving nothing."""
+    import builtins
+
+    from rudder_analytics.journal import fs as fs_module
+
+    real_import = builtins.__import__
+
+    def no_ctypes(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "ctypes":
+            raise ImportError("no ctypes here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ctypes)
+    monkeypatch.setattr(fs_module, "_fallocate_state", "untried")
+    monkeypatch.setattr(fs_module, "_fallocate", None)
+    assert FileSystem().preallocate(-1, 0, 4096) is False
