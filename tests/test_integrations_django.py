@@ -22,32 +22,15 @@ from hypothesis import strategies as st
 
 from rudder_analytics.devserver import DevServer
 from rudder_analytics.integrations.web import decode_anonymous_id, encode_anonymous_id
+from tests.apps.django_project import django_setup
 
 pytest.importorskip("django")
 
 WRITE_KEY = "test-write-key"
 
-PROJECT = textwrap.dedent('''
+SETUP = django_setup('":memory:"', 'os.environ.get("TEST_TRACK_REQUESTS") or None')
+PROJECT = SETUP + textwrap.dedent('''
     import json, os, sys
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["testserver"], ROOT_URLCONF=__name__,
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
-                        "django.contrib.sessions"],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        MIDDLEWARE=[
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-            "rudder_analytics.integrations.django.RudderAnalyticsMiddleware",
-        ],
-        RUDDER_WRITE_KEY=os.environ["TEST_WRITE_KEY"],
-        RUDDER_DATA_PLANE_URL=os.environ["TEST_DATA_PLANE_URL"],
-        RUDDER_OPTIONS={"upload_interval": 0.05, "atexit": False},
-        RUDDER_TRACK_REQUESTS=os.environ.get("TEST_TRACK_REQUESTS") or None,
-    )
-    django.setup()
 
     from django.contrib.auth.models import User
     from django.core.management import call_command

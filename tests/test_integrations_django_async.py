@@ -18,33 +18,14 @@ from typing import Any
 import pytest
 
 from rudder_analytics.devserver import DevServer
+from tests.apps.django_project import django_setup
 
 pytest.importorskip("django")
 
 WRITE_KEY = "test-write-key"
 
-PROJECT = textwrap.dedent('''
+PROJECT = django_setup('os.environ["TEST_DB"]', '"API Request"') + textwrap.dedent('''
     import asyncio, json, os, threading
-    import django
-    from django.conf import settings
-
-    settings.configure(
-        DEBUG=False, SECRET_KEY="test", ALLOWED_HOSTS=["testserver"], ROOT_URLCONF=__name__,
-        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes",
-                        "django.contrib.sessions"],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3",
-                               "NAME": os.environ["TEST_DB"]}},
-        MIDDLEWARE=[
-            "django.contrib.sessions.middleware.SessionMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-            "rudder_analytics.integrations.django.RudderAnalyticsMiddleware",
-        ],
-        RUDDER_WRITE_KEY=os.environ["TEST_WRITE_KEY"],
-        RUDDER_DATA_PLANE_URL=os.environ["TEST_DATA_PLANE_URL"],
-        RUDDER_OPTIONS={"upload_interval": 0.05, "atexit": False},
-        RUDDER_TRACK_REQUESTS="API Request",
-    )
-    django.setup()
 
     from asgiref.sync import sync_to_async
     from django.contrib.auth.models import User

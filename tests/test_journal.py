@@ -250,6 +250,18 @@ class LossyDisk(journal_fs.FileSystem):
                 os.truncate(path, size)
 
 
+def _after_power_loss(client: Client, persist: Path, server: DevServer,
+                      monkeypatch: pytest.MonkeyPatch, expected: set[str]) -> None:
+    """The powered-off client ends; a fresh one on the real disk delivers ``expected``."""
+    client.shutdown(timeout=0.2)
+    server.clear_faults()
+    monkeypatch.setattr(writer, "FileSystem", journal_fs.FileSystem)
+    with Client(KEY, server.url, persist_dir=str(persist), upload_interval=0.02) as again:
+        assert server.wait_for_events(len(expected), timeout=10)
+        again.flush(5)
+    assert expected <= _ids(server)
+
+
 @pytest.mark.parametrize("policy", ["always", "interval"])
 def test_power_loss(tmp_path: Path, server: DevServer, monkeypatch: pytest.MonkeyPatch,
                     policy: str) -> None:
@@ -275,13 +287,7 @@ def test_power_loss(tmp_path: Path, server: DevServer, monkeypatch: pytest.Monke
         LossyDisk.power_off()
     finally:
         writer.on_commit = None
-    client.shutdown(timeout=0.2)
-    server.clear_faults()
-    monkeypatch.setattr(writer, "FileSystem", journal_fs.FileSystem)
-    with Client(KEY, server.url, persist_dir=str(tmp_path), upload_interval=0.02) as again:
-        assert server.wait_for_events(300, timeout=10)
-        again.flush(5)
-    assert {f"p-{i}" for i in range(300)} <= _ids(server)
+    _after_power_loss(client, tmp_path, server, monkeypatch, {f"p-{i}" for i in range(300)})
 
 
 def test_unknown_format_is_set_aside_with_a_warning(
@@ -400,13 +406,8 @@ def test_power_loss_keeps_sealed_segments_after_the_interval_sync(
         LossyDisk.power_off()
     finally:
         writer.on_commit = None
-    client.shutdown(timeout=0.2)
-    server.clear_faults()
-    monkeypatch.setattr(writer, "FileSystem", journal_fs.FileSystem)
-    with Client(KEY, server.url, persist_dir=str(tmp_path), upload_interval=0.02) as again:
-        assert server.wait_for_events(1500, timeout=10)
-        again.flush(5)
-    assert {f"p{c}-{i}" for c in range(6) for i in range(250)} <= _ids(server)
+    _after_power_loss(client, tmp_path, server, monkeypatch,
+                      {f"p{c}-{i}" for c in range(6) for i in range(250)})
 
 
 class ReservingDisk(journal_fs.FileSystem):

@@ -47,8 +47,6 @@ class SegmentFiles:
         self.adopted: list[Adopted] = []
         self._next_index = 1
         self.dirty = False
-        self._unsynced = 0
-        """Sealed segments whose descriptor waits for the next sync."""
         self._clock = clock
         self._last_sync = clock()
 
@@ -99,8 +97,8 @@ class SegmentFiles:
             self.fs.close(segment.fd)
             segment.fd = None
             return
-        self._unsynced += 1
-        if self._unsynced > UNSYNCED_SEALED:  # small segments, written fast: no pile of fds
+        waiting = sum(1 for s in self.own if s.sealed and s.fd is not None)
+        if waiting > UNSYNCED_SEALED:  # small segments, written fast: no pile of fds
             self.sync(now=True)
 
     def sync(self, now: bool = False) -> None:
@@ -119,7 +117,6 @@ class SegmentFiles:
                     with contextlib.suppress(OSError):
                         self.fs.close(segment.fd)
                     segment.fd = None
-        self._unsynced = 0
         self.dirty = False
         self._last_sync = at
 

@@ -1,1 +1,2 @@
-"""Small programs that tests/test_signals.py runs in real subprocesses (a script, servers)."""
+"""Small programs, and project sources, that the tests run in real subprocesses (a script,
+servers, Django projects)."""
